@@ -1,0 +1,98 @@
+"""The paper's two-stream network: identification + verification (Fig. 2 of the paper)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from porting.conv import MatConvNetConv2d
+from porting.losses import softmax_log_loss
+from porting.recipes import get_recipe, l2_normalize, pool_positions
+from porting.square import Square
+
+
+class SiameseOutput(NamedTuple):
+    """Logit maps ``(N, C, H, W)`` of stream 1, stream 2 and the verification head."""
+
+    prediction: torch.Tensor
+    prediction_2: torch.Tensor
+    dist_prediction: torch.Tensor
+
+
+class SiameseLoss(NamedTuple):
+    total: torch.Tensor
+    objective: torch.Tensor
+    objective_2: torch.Tensor
+    objective_final: torch.Tensor
+
+
+class SiameseReID(nn.Module):
+    """Two streams sharing ONE trunk, as in the released ``net-epoch-75.mat``.
+
+    Module names follow that file: ``dropout`` + ``fc751`` (1x1 conv to ``num_ids``; the
+    authors keep the name for CUHK03's 1367 ids), the Square layer, ``dropout_D`` + ``fc9``
+    (1x1 conv to 2: same / different). Heads are 1x1 convolutions so that a 256x256 input,
+    whose ResNet-50 pool5 is 2x2, gives logit maps exactly as MatConvNet computes them.
+    """
+
+    def __init__(self, trunk: nn.Module, feat_dim: int, num_ids: int = 751,
+                 dropout: float = 0.9) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.dropout = nn.Dropout(dropout)
+        self.fc751 = MatConvNetConv2d(feat_dim, num_ids, 1)
+        self.square = Square()
+        self.dropout_D = nn.Dropout(dropout)
+        self.fc9 = MatConvNetConv2d(feat_dim, 2, 1)
+        self.feat_dim = feat_dim
+        self.num_ids = num_ids
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Trunk output as a map ``(N, C, H, W)`` (pool5, or fc7 as 1x1)."""
+        f = self.trunk(x)
+        return f[:, :, None, None] if f.dim() == 2 else f
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> SiameseOutput:
+        f1, f2 = self.features(x1), self.features(x2)
+        return SiameseOutput(
+            self.fc751(self.dropout(f1)),
+            self.fc751(self.dropout(f2)),
+            self.fc9(self.dropout_D(self.square(f1, f2))),
+        )
+
+    @staticmethod
+    def loss(
+        out: SiameseOutput,
+        label: torch.Tensor,
+        label_2: torch.Tensor,
+        same: torch.Tensor,
+        weights: tuple[float, float, float] = (0.5, 0.5, 1.0),
+        reduction: str = "sum",
+    ) -> SiameseLoss:
+        """Weighted identification + identification + verification losses.
+
+        Labels are 0-based; ``same`` is the verification class (0 = same, 1 = different,
+        i.e. MatConvNet's ``label_f`` minus one). ``reduction="sum"`` is MatConvNet's Loss
+        (the authors' recipe), ``"mean"`` Caffe's SoftmaxWithLoss.
+        """
+        o1 = softmax_log_loss(out.prediction, label, reduction)
+        o2 = softmax_log_loss(out.prediction_2, label_2, reduction)
+        ov = softmax_log_loss(out.dist_prediction, same, reduction)
+        total = weights[0] * o1 + weights[1] * o2 + weights[2] * ov
+        return SiameseLoss(total, o1, o2, ov)
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, recipe: str = "market-matconvnet") -> torch.Tensor:
+        """Test-time descriptor ``(N, C)`` of a preprocessed batch under a named recipe.
+
+        A recipe with a flip adds the descriptor of ``x`` flipped left-right; that equals
+        flipping the image before mean subtraction only for a per-channel mean (the Market
+        recipe's), which :mod:`porting.validation` takes care of for full mean images.
+        """
+        r = get_recipe(recipe)
+        f = pool_positions(self.features(x), r)
+        if r.flip:
+            f = f + pool_positions(self.features(torch.flip(x, dims=[3])), r)
+        return l2_normalize(f) if r.l2 else f

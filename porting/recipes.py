@@ -1,0 +1,85 @@
+"""Test-time descriptors: how the authors turn a backbone's output into a re-ID feature.
+
+Each recipe is named after the script it reproduces; the image-side steps (resize, mean,
+crop) live in :mod:`porting.preprocess`, these are the tensor-side ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from porting.lrn import MatConvNetLRN
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A descriptor recipe: which blob, how positions are pooled, flip and normalisation."""
+
+    name: str
+    position_l2: bool  # L2 over channels at each position before the spatial sum
+    flip: bool  # add the descriptor of the horizontally flipped input
+    l2: bool  # final L2 normalisation
+    source: str
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            "market-matconvnet",
+            position_l2=True,
+            flip=True,
+            l2=True,
+            source="test/test_gallery_query_crazy.m: pool5 -> dagnn.LRN([4096 0 1 0.5]) -> "
+            "sum over positions, + the same for fliplr(image), then L2",
+        ),
+        Recipe(
+            "cuhk03-matconvnet",
+            position_l2=False,
+            flip=False,
+            l2=True,
+            source="cuhk03-prepare-eval/test_cuhk03_res.m: raw pool5 at 224 (1x1), L2",
+        ),
+        Recipe(
+            "caffe-dxy",
+            position_l2=False,
+            flip=False,
+            l2=True,
+            source="D-X-Y caffe-reid extract_feature.py: fc7 (CaffeNet/VGG16) or pool5 "
+            "(ResNet-50) of the centre crop; L2 here so squared Euclidean ranks as cosine",
+        ),
+        Recipe(
+            "pool5-l2",
+            position_l2=False,
+            flip=False,
+            l2=True,
+            source="plain baseline: the backbone output summed over positions, L2",
+        ),
+    )
+}
+
+_L2_LRN = MatConvNetLRN((4096, 0.0, 1.0, 0.5))
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known recipes: {sorted(RECIPES)}")
+    return RECIPES[name]
+
+
+def l2_normalize(f: torch.Tensor) -> torch.Tensor:
+    """``f ./ sqrt(sum(f.^2, 2))`` as the authors' MATLAB does it: no epsilon."""
+    return f / torch.sqrt((f * f).sum(dim=1, keepdim=True))
+
+
+def pool_positions(fmap: torch.Tensor, recipe: Recipe) -> torch.Tensor:
+    """Backbone output ``(N, C[, H, W])`` to ``(N, C)`` per the recipe, before flip and L2."""
+    if fmap.dim() == 2:
+        return fmap
+    if recipe.position_l2:
+        if fmap.shape[1] > 2048:
+            raise ValueError("the LRN-as-L2 trick [4096 0 1 0.5] needs at most 2048 channels")
+        fmap = _L2_LRN(fmap)
+    return fmap.sum(dim=(2, 3))
