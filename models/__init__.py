@@ -18,3 +18,7 @@ __all__ = [
     "SiameseReID",
     "VGG16",
 ]
+
+from porting.models.registry import BACKBONES, build_model  # noqa: E402
+
+__all__ += ["BACKBONES", "build_model"]

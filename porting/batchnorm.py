@@ -39,25 +39,41 @@ class CaffeBatchNorm(nn.Module):
         return (not self.training) if self.use_global_stats is None else self.use_global_stats
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        if self._global():
-            sf = self.scale_factor[0]
-            factor = torch.where(sf == 0, torch.zeros_like(sf), 1.0 / sf)
-            mean = self.mean * factor
-            var = self.variance * factor
-        else:
-            dims = [0] + list(range(2, x.dim()))
-            mean = x.mean(dim=dims)
-            var = ((x - mean.view(shape)) ** 2).mean(dim=dims)
-            if self.training:
-                m = x.numel() // x.shape[1]
-                with torch.no_grad():
-                    maf = self.moving_average_fraction
-                    self.scale_factor.mul_(maf).add_(1.0)
-                    self.mean.mul_(maf).add_(mean.detach())
-                    unbias = m / (m - 1) if m > 1 else 1.0
-                    self.variance.mul_(maf).add_(var.detach() * unbias)
-        return (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        return caffe_batch_norm(
+            x, self.mean, self.variance, self.scale_factor, self.eps, self._global(),
+            self.training, self.moving_average_fraction,
+        )
+
+
+def caffe_batch_norm(
+    x: torch.Tensor,
+    mean_blob: torch.Tensor,
+    var_blob: torch.Tensor,
+    scale_factor: torch.Tensor,
+    eps: float,
+    use_global_stats: bool,
+    update: bool = False,
+    moving_average_fraction: float = 0.999,
+) -> torch.Tensor:
+    """Functional Caffe BatchNorm over the three blobs (updated in place when ``update``)."""
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    if use_global_stats:
+        sf = scale_factor.reshape(-1)[0]
+        factor = torch.where(sf == 0, torch.zeros_like(sf), 1.0 / sf)
+        mean = mean_blob * factor
+        var = var_blob * factor
+    else:
+        dims = [0] + list(range(2, x.dim()))
+        mean = x.mean(dim=dims)
+        var = ((x - mean.view(shape)) ** 2).mean(dim=dims)
+        if update:
+            m = x.numel() // x.shape[1]
+            with torch.no_grad():
+                scale_factor.mul_(moving_average_fraction).add_(1.0)
+                mean_blob.mul_(moving_average_fraction).add_(mean.detach())
+                unbias = m / (m - 1) if m > 1 else 1.0
+                var_blob.mul_(moving_average_fraction).add_(var.detach() * unbias)
+    return (x - mean.view(shape)) / torch.sqrt(var.view(shape) + eps)
 
 
 class CaffeScale(nn.Module):

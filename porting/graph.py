@@ -1,0 +1,338 @@
+"""Run a converted network as a graph of named variables, as MatConvNet and Caffe do.
+
+A graph is a JSON-able dict (stored in the checkpoint) plus one flat parameter table:
+
+``{"framework": "matconvnet"|"caffe", "inputs": [var...], "outputs": [var...],
+"layers": [{"name", "type", "op", "inputs", "outputs", "attrs", "params"}...]}``
+
+``type`` is the source layer type (``dagnn.Conv``, ``Convolution``) so that errors and reports
+speak the user's framework; ``op`` selects the implementation in :data:`OPS`; ``params`` maps
+an op's slot (``weight``, ``bias``, ``moments``...) to a key of the parameter table. Two layers
+naming the same key share one tensor, which is how both streams of the paper's network and
+Caffe's ``ParamSpec`` sharing are represented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from porting.batchnorm import caffe_batch_norm
+from porting.losses import class_error, softmax_log_loss
+from porting.lrn import CaffeLRN, MatConvNetLRN
+from porting.pooling import CaffePool2d, MatConvNetPool2d
+
+Params = Mapping[str, torch.Tensor]
+OpFn = Callable[[list[torch.Tensor], dict[str, Any], Params, bool], list[torch.Tensor]]
+OPS: dict[str, OpFn] = {}
+
+# Ops whose slots hold running statistics rather than trained weights.
+STAT_SLOTS = {("caffe_bn", "mean"), ("caffe_bn", "variance"), ("caffe_bn", "scale_factor"),
+              ("mcn_bn", "moments")}
+
+
+class GraphError(ValueError):
+    """A graph that cannot run: unknown op, missing variable or parameter, bad shapes."""
+
+
+def register_op(name: str) -> Callable[[OpFn], OpFn]:
+    def deco(fn: OpFn) -> OpFn:
+        OPS[name] = fn
+        return fn
+    return deco
+
+
+def _bshape(w: torch.Tensor, ndim: int, axis: int = 1) -> torch.Tensor:
+    return w.reshape((1,) * axis + tuple(w.shape) + (1,) * (ndim - axis - w.dim()))
+
+
+@register_op("conv")
+def _conv(x, a, p, training):
+    t, b, left, r = a.get("pad", (0, 0, 0, 0))
+    inp = x[0]
+    if inp.dim() == 2:  # MatConvNet treats an N x C matrix as a 1x1 map
+        inp = inp[:, :, None, None]
+    w = p["weight"]
+    if inp.shape[1] != w.shape[1] * a.get("groups", 1):
+        raise GraphError(f"input has {inp.shape[1]} channels, filters expect "
+                         f"{w.shape[1]} x {a.get('groups', 1)} groups")
+    if t == b and left == r:
+        y = F.conv2d(inp, w, p.get("bias"), a.get("stride", 1), (t, left),
+                     a.get("dilation", 1), a.get("groups", 1))
+    else:
+        y = F.conv2d(F.pad(inp, (left, r, t, b)), w, p.get("bias"), a.get("stride", 1), 0,
+                     a.get("dilation", 1), a.get("groups", 1))
+    return [y]
+
+
+@register_op("linear")
+def _linear(x, a, p, training):
+    axis = a.get("axis", 1)
+    inp = x[0].flatten(axis)
+    if inp.shape[-1] != p["weight"].shape[1]:
+        raise GraphError(f"InnerProduct input has {inp.shape[-1]} values per item, weight "
+                         f"expects {p['weight'].shape[1]}")
+    return [F.linear(inp, p["weight"], p.get("bias"))]
+
+
+def _module_op(factory: Callable[[dict[str, Any]], nn.Module]) -> OpFn:
+    cache: dict[int, nn.Module] = {}
+
+    def run(x, a, p, training):
+        key = id(a)
+        if key not in cache:
+            cache[key] = factory(a)
+        return [cache[key](x[0])]
+    return run
+
+
+OPS["caffe_pool"] = _module_op(lambda a: CaffePool2d(
+    a["method"], tuple(a.get("kernel", (1, 1))), tuple(a.get("stride", (1, 1))),
+    tuple(a.get("pad", (0, 0))), a.get("global_pooling", False), a.get("ceil_mode", True)))
+OPS["mcn_pool"] = _module_op(lambda a: MatConvNetPool2d(
+    a["method"], tuple(a["pool_size"]), tuple(a.get("stride", (1, 1))),
+    tuple(a.get("pad", (0, 0, 0, 0)))))
+OPS["caffe_lrn"] = _module_op(lambda a: CaffeLRN(
+    a["local_size"], a["alpha"], a["beta"], a.get("k", 1.0),
+    a.get("norm_region", "ACROSS_CHANNELS")))
+OPS["mcn_lrn"] = _module_op(lambda a: MatConvNetLRN(tuple(a["param"])))
+
+
+@register_op("caffe_bn")
+def _caffe_bn(x, a, p, training):
+    use_global = a.get("use_global_stats")
+    use_global = (not training) if use_global is None else use_global
+    return [caffe_batch_norm(x[0], p["mean"], p["variance"], p["scale_factor"],
+                             a.get("eps", 1e-5), use_global, training,
+                             a.get("moving_average_fraction", 0.999))]
+
+
+@register_op("mcn_bn")
+def _mcn_bn(x, a, p, training):
+    mean, sigma = p["moments"][:, 0], p["moments"][:, 1]
+    inp = x[0]
+    shape = (1, -1) + (1,) * (inp.dim() - 2)
+    if training:
+        dims = [0] + list(range(2, inp.dim()))
+        mean = inp.mean(dim=dims)
+        sigma = torch.sqrt(((inp - mean.view(shape)) ** 2).mean(dim=dims) + a.get("eps", 1e-5))
+    y = (inp - mean.view(shape)) / sigma.view(shape)
+    return [p["mult"].view(shape) * y + p["bias"].view(shape)]
+
+
+@register_op("scale")
+def _scale(x, a, p, training):
+    axis = a.get("axis", 1) % x[0].dim()
+    w = x[1] if len(x) > 1 else p["weight"]
+    y = x[0] * _bshape(w, x[0].dim(), axis)
+    if "bias" in p:
+        y = y + _bshape(p["bias"], x[0].dim(), axis)
+    return [y]
+
+
+@register_op("bias")
+def _bias(x, a, p, training):
+    axis = a.get("axis", 1) % x[0].dim()
+    b = x[1] if len(x) > 1 else p["bias"]
+    return [x[0] + _bshape(b, x[0].dim(), axis)]
+
+
+@register_op("relu")
+def _relu(x, a, p, training):
+    slope = a.get("negative_slope", 0.0)
+    return [F.relu(x[0]) if slope == 0 else F.leaky_relu(x[0], slope)]
+
+
+OPS["sigmoid"] = lambda x, a, p, t: [torch.sigmoid(x[0])]
+OPS["tanh"] = lambda x, a, p, t: [torch.tanh(x[0])]
+OPS["identity"] = lambda x, a, p, t: [x[0] for _ in range(max(1, a.get("n_out", 1)))]
+OPS["softmax"] = lambda x, a, p, t: [torch.softmax(x[0], dim=a.get("axis", 1))]
+OPS["sum"] = lambda x, a, p, t: [sum(x[1:], x[0])]
+OPS["square_diff"] = lambda x, a, p, t: [(x[0] - x[1]) * (x[0] - x[1])]
+
+
+@register_op("dropout")
+def _dropout(x, a, p, training):
+    return [F.dropout(x[0], a.get("rate", 0.5), training)]
+
+
+@register_op("eltwise")
+def _eltwise(x, a, p, training):
+    op = a.get("operation", "SUM")
+    if op == "SUM":
+        coeff = a.get("coeff") or [1.0] * len(x)
+        y = x[0] * coeff[0] if coeff[0] != 1 else x[0]
+        for c, xi in zip(coeff[1:], x[1:], strict=True):
+            y = y + (xi if c == 1 else c * xi)
+        return [y]
+    if op == "PROD":
+        y = x[0]
+        for xi in x[1:]:
+            y = y * xi
+        return [y]
+    if op == "MAX":
+        y = x[0]
+        for xi in x[1:]:
+            y = torch.maximum(y, xi)
+        return [y]
+    raise GraphError(f"unknown Eltwise operation {op!r}")
+
+
+@register_op("power")
+def _power(x, a, p, training):
+    y = a.get("shift", 0.0) + a.get("scale", 1.0) * x[0]
+    power = a.get("power", 1.0)
+    return [y if power == 1 else y * y if power == 2 else torch.pow(y, power)]
+
+
+OPS["concat"] = lambda x, a, p, t: [torch.cat(x, dim=a.get("axis", 1))]
+
+
+@register_op("slice")
+def _slice(x, a, p, training):
+    axis, points = a.get("axis", 1), list(a.get("slice_points", []))
+    n = x[0].shape[axis]
+    if not points:
+        k = a["n_out"]
+        points = [n // k * i for i in range(1, k)]
+    bounds = [0] + points + [n]
+    return [x[0].narrow(axis, s, e - s) for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+@register_op("flatten")
+def _flatten(x, a, p, training):
+    return [torch.flatten(x[0], a.get("axis", 1), a.get("end_axis", -1))]
+
+
+@register_op("reshape")
+def _reshape(x, a, p, training):
+    shape = [x[0].shape[i] if d == 0 else d for i, d in enumerate(a["shape"])]
+    return [x[0].reshape(shape)]
+
+
+@register_op("pair_split_square")
+def _pair_split_square(x, a, p, training):
+    """caffe-reid ``PairEuclidean``: the batch's first half minus its second half, squared."""
+    n = x[0].shape[0] // 2
+    d = x[0][:n] - x[0][n:]
+    return [d * d]
+
+
+@register_op("softmax_loss")
+def _softmax_loss(x, a, p, training):
+    offset = a.get("label_offset", 0)  # MatConvNet labels are 1-based
+    return [softmax_log_loss(x[0], x[1] - offset, a.get("reduction", "mean"))]
+
+
+@register_op("class_error")
+def _class_error(x, a, p, training):
+    return [class_error(x[0], x[1] - a.get("label_offset", 0))]
+
+
+@register_op("topk_error")
+def _topk_error(x, a, p, training):
+    logits = x[0] if x[0].dim() == 4 else x[0][:, :, None, None]
+    n, _, h, w = logits.shape
+    label = (x[1].long().reshape(-1) - a.get("label_offset", 0)).view(n, 1, 1, 1)
+    top = logits.topk(a.get("topk", 5), dim=1).indices
+    hit = (top == label.expand(n, 1, h, w)).any(dim=1)
+    return [(~hit).sum().to(logits.dtype)]
+
+
+class GraphModule(nn.Module):
+    """Executes a converted graph; ``forward(..., outputs=[names])`` returns named vars."""
+
+    def __init__(self, graph: dict[str, Any], params: Mapping[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.graph = graph
+        self.layers: list[dict[str, Any]] = list(graph["layers"])
+        self.inputs: list[str] = list(graph["inputs"])
+        self.default_outputs: list[str] = list(graph.get("outputs") or self.layers[-1]["outputs"])
+        self.params = nn.ParameterDict()
+        stats = {layer["params"][slot] for layer in self.layers
+                 for slot in layer.get("params", {}) if (layer["op"], slot) in STAT_SLOTS}
+        for key, value in params.items():
+            self.params[key] = nn.Parameter(value.clone(), requires_grad=key not in stats)
+        for layer in self.layers:
+            if layer["op"] not in OPS:
+                raise GraphError(f"layer {layer['name']!r} ({layer['type']}): no op "
+                                 f"{layer['op']!r}; known: {sorted(OPS)}")
+            for slot, key in layer.get("params", {}).items():
+                if key not in self.params:
+                    raise GraphError(f"layer {layer['name']!r} ({layer['type']}): parameter "
+                                     f"{key!r} for {slot!r} is missing")
+        self._last_use = self._liveness()
+
+    def _liveness(self) -> dict[str, int]:
+        last: dict[str, int] = {}
+        for i, layer in enumerate(self.layers):
+            for v in layer["inputs"]:
+                last[v] = i
+        return last
+
+    def state_dict_keys(self) -> list[str]:
+        return [f"params.{k}" for k in self.params]
+
+    def var_names(self) -> list[str]:
+        names = list(self.inputs)
+        for layer in self.layers:
+            names += [v for v in layer["outputs"] if v not in names]
+        return names
+
+    def forward(
+        self,
+        *args: torch.Tensor,
+        outputs: Iterable[str] | None = None,
+        **kwargs: torch.Tensor,
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Inputs by position (``graph["inputs"]`` order) or by var name.
+
+        Without ``outputs`` it returns the graph's single default output (or a dict if it has
+        several); with ``outputs`` a dict of exactly those vars.
+        """
+        env: dict[str, torch.Tensor] = dict(zip(self.inputs, args, strict=False))
+        env.update(kwargs)
+        wanted = list(outputs) if outputs is not None else self.default_outputs
+        known = set(self.var_names())
+        missing = [w for w in wanted if w not in known]
+        if missing:
+            raise GraphError(f"unknown variable(s) {missing}; the graph has {len(known)} vars, "
+                             f"e.g. {sorted(known)[:8]}")
+        keep = set(wanted)
+        needed = self._needed(keep)
+        for i, layer in enumerate(self.layers):
+            if not any(o in needed for o in layer["outputs"]):
+                continue
+            try:
+                xs = [env[v] for v in layer["inputs"]]
+            except KeyError as exc:
+                raise GraphError(f"layer {layer['name']!r} ({layer['type']}): input var "
+                                 f"{exc.args[0]!r} was not given or computed") from None
+            p = {slot: self.params[key] for slot, key in layer.get("params", {}).items()}
+            try:
+                ys = OPS[layer["op"]](xs, layer.get("attrs", {}), p, self.training)
+            except GraphError as exc:
+                raise GraphError(f"layer {layer['name']!r} ({layer['type']}): {exc}") from None
+            except RuntimeError as exc:
+                msg = str(exc).splitlines()[0]
+                raise GraphError(f"layer {layer['name']!r} ({layer['type']}): {msg}") from None
+            for name, y in zip(layer["outputs"], ys, strict=False):
+                env[name] = y
+            for v in layer["inputs"]:
+                if self._last_use.get(v) == i and v not in keep:
+                    env.pop(v, None)
+        if outputs is None and len(wanted) == 1:
+            return env[wanted[0]]
+        return {w: env[w] for w in wanted}
+
+    def _needed(self, wanted: set[str]) -> set[str]:
+        """Vars that must be computed to produce ``wanted`` (a backward sweep)."""
+        needed = set(wanted)
+        for layer in reversed(self.layers):
+            if any(o in needed for o in layer["outputs"]):
+                needed.update(layer["inputs"])
+        return needed
