@@ -1,0 +1,162 @@
+"""What both converters share: the layer-function registry, the parameter table, the
+checkpoint they write, the summary they print and the CLI error contract."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tabulate import tabulate
+
+from porting.checkpoint import make_checkpoint, save_checkpoint, sha256_file
+from porting.graph import GraphError, GraphModule
+
+CONVERTER_VERSION = "0.1.0"
+
+
+class ConversionError(ValueError):
+    """A source model that cannot be converted faithfully (message names file and layer)."""
+
+
+class Registry:
+    """Source layer type -> conversion function (onnx2torch style: one function per type)."""
+
+    def __init__(self, framework: str) -> None:
+        self.framework = framework
+        self.functions: dict[str, Callable[..., None]] = {}
+
+    def register(self, *types: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+        def deco(fn: Callable[..., None]) -> Callable[..., None]:
+            for t in types:
+                self.functions[t] = fn
+            return fn
+        return deco
+
+    def get(self, layer_type: str, layer_name: str, source: str) -> Callable[..., None]:
+        if layer_type not in self.functions:
+            raise ConversionError(
+                f"{source}: layer {layer_name!r} has unsupported type {layer_type!r}; "
+                f"supported {self.framework} types: {', '.join(sorted(self.functions))}"
+            )
+        return self.functions[layer_type]
+
+
+@dataclass
+class GraphBuilder:
+    """Accumulates graph layers and ONE parameter table (a shared name -> one tensor)."""
+
+    framework: str
+    source: str
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    params: dict[str, torch.Tensor] = field(default_factory=dict)
+    param_users: Counter = field(default_factory=Counter)
+    inputs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def param(self, key: str, value: np.ndarray | torch.Tensor, layer: str) -> str:
+        """Register a parameter under ``key``; a second registration must be the same array."""
+        t = torch.as_tensor(np.ascontiguousarray(value) if isinstance(value, np.ndarray)
+                            else value).to(torch.float32)
+        if key in self.params:
+            if self.params[key].shape != t.shape or not torch.equal(self.params[key], t):
+                raise ConversionError(f"{self.source}: layer {layer!r}: parameter {key!r} is "
+                                      "shared by name but its values differ")
+        else:
+            self.params[key] = t
+        self.param_users[key] += 1
+        return key
+
+    def add(self, name: str, type_: str, op: str, inputs: list[str], outputs: list[str],
+            attrs: dict[str, Any] | None = None, params: dict[str, str] | None = None) -> None:
+        self.layers.append({"name": name, "type": type_, "op": op, "inputs": list(inputs),
+                            "outputs": list(outputs), "attrs": attrs or {},
+                            "params": params or {}})
+
+    def graph(self, outputs: list[str] | None = None) -> dict[str, Any]:
+        return {"framework": self.framework, "inputs": list(self.inputs),
+                "outputs": outputs or [], "layers": self.layers}
+
+    def shared_params(self) -> dict[str, int]:
+        return {k: n for k, n in self.param_users.items() if n > 1}
+
+    def module(self, outputs: list[str] | None = None) -> GraphModule:
+        try:
+            return GraphModule(self.graph(outputs), self.params)
+        except GraphError as exc:
+            raise ConversionError(f"{self.source}: {exc}") from None
+
+
+def write_checkpoint(path: str | Path, builder: GraphBuilder, *, source_path: str | Path,
+                     outputs: list[str], preprocess: dict[str, Any] | None,
+                     recipe: str | None, meta: dict[str, Any], arch: dict[str, Any] | None = None,
+                     arch_state_dict: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Assemble and atomically save a converted checkpoint; returns it."""
+    state = {f"params.{k}": v for k, v in builder.params.items()}
+    ckpt = make_checkpoint(
+        state, arch=arch, graph=builder.graph(outputs), preprocess=preprocess, recipe=recipe,
+        source={"framework": builder.framework, "file": Path(source_path).name,
+                "sha256": sha256_file(source_path)},
+        converter={"name": f"convert-{builder.framework}", "version": CONVERTER_VERSION},
+        meta=meta,
+    )
+    if arch_state_dict is not None:
+        ckpt["arch_state_dict"] = {k: v.detach().cpu().contiguous()
+                                   for k, v in arch_state_dict.items()}
+    save_checkpoint(path, ckpt)
+    return ckpt
+
+
+def summary_table(builder: GraphBuilder, preprocess: dict[str, Any] | None,
+                  mapping: str | None) -> str:
+    """The tabulate summary every converter prints."""
+    types = Counter(layer["type"] for layer in builder.layers)
+    n_params = sum(t.numel() for t in builder.params.values())
+    rows = [[t, n] for t, n in sorted(types.items())]
+    out = [tabulate(rows, headers=["layer type", "count"], tablefmt="github")]
+    shared = builder.shared_params()
+    info = [
+        ["source", builder.source],
+        ["layers", len(builder.layers)],
+        ["parameter tensors", len(builder.params)],
+        ["parameters", f"{n_params:,}"],
+        ["shared tensors (used by >1 layer)", len(shared)],
+    ]
+    if preprocess:
+        info += [["input size", preprocess.get("input_size")],
+                 ["colour", preprocess.get("colour")],
+                 ["mean", _short(preprocess.get("mean"))],
+                 ["resize", f"{preprocess.get('resize')} {preprocess.get('resize_method')}"]]
+    info.append(["canonical model", mapping or "none (graph only)"])
+    out.append(tabulate(info, tablefmt="github", headers=["", ""]))
+    if builder.notes:
+        out.append("\n".join(f"note: {n}" for n in builder.notes))
+    return "\n\n".join(out)
+
+
+def _short(v: Any) -> str:
+    a = np.asarray(v) if v is not None else None
+    if a is None:
+        return "none"
+    if a.size <= 3:
+        return str([round(float(x), 4) for x in a.ravel()])
+    return f"image {tuple(a.shape)}, per-channel mean {np.round(a.reshape(-1, 3).mean(0), 3)}"
+
+
+def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a CLI body; a known input error prints one line and exits 2 (no traceback)."""
+    from porting.checkpoint import CheckpointError
+
+    try:
+        return main(argv)
+    except (ConversionError, GraphError, CheckpointError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # reader errors (MatFormatError, CaffeFormatError) subclass it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
