@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from porting.batchnorm import caffe_batch_norm
+from porting.conv import im2col_conv2d
 from porting.losses import class_error, softmax_log_loss
 from porting.lrn import CaffeLRN, MatConvNetLRN
 from porting.pooling import CaffePool2d, MatConvNetPool2d
@@ -57,15 +58,18 @@ def _conv(x, a, p, training):
     if inp.dim() == 2:  # MatConvNet treats an N x C matrix as a 1x1 map
         inp = inp[:, :, None, None]
     w = p["weight"]
-    if inp.shape[1] != w.shape[1] * a.get("groups", 1):
+    # MatConvNet infers the groups from the filter depth at run time (groups=None here).
+    groups = a.get("groups") or max(1, inp.shape[1] // w.shape[1])
+    if inp.shape[1] != w.shape[1] * groups:
         raise GraphError(f"input has {inp.shape[1]} channels, filters expect "
-                         f"{w.shape[1]} x {a.get('groups', 1)} groups")
+                         f"{w.shape[1]} x {groups} groups")
+    stride, dilation = tuple(a.get("stride", (1, 1))), tuple(a.get("dilation", (1, 1)))
+    if a.get("algorithm") == "im2col":
+        return [im2col_conv2d(inp, w, p.get("bias"), stride, (t, b, left, r), dilation, groups)]
     if t == b and left == r:
-        y = F.conv2d(inp, w, p.get("bias"), a.get("stride", 1), (t, left),
-                     a.get("dilation", 1), a.get("groups", 1))
+        y = F.conv2d(inp, w, p.get("bias"), stride, (t, left), dilation, groups)
     else:
-        y = F.conv2d(F.pad(inp, (left, r, t, b)), w, p.get("bias"), a.get("stride", 1), 0,
-                     a.get("dilation", 1), a.get("groups", 1))
+        y = F.conv2d(F.pad(inp, (left, r, t, b)), w, p.get("bias"), stride, 0, dilation, groups)
     return [y]
 
 
@@ -220,6 +224,13 @@ def _pair_split_square(x, a, p, training):
     n = x[0].shape[0] // 2
     d = x[0][:n] - x[0][n:]
     return [d * d]
+
+
+@register_op("pair_same_label")
+def _pair_same_label(x, a, p, training):
+    """caffe-reid ``PairEuclidean``'s label top: 1 where the two halves share an identity."""
+    n = x[0].shape[0] // 2
+    return [(x[0][:n] == x[0][n:]).to(x[0].dtype)]
 
 
 @register_op("softmax_loss")

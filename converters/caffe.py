@@ -1,0 +1,480 @@
+"""``convert-caffe deploy.prototxt weights.caffemodel -o model.pth``.
+
+Each Caffe layer type has one small function below (registered by its type name) that adds
+graph layers with Caffe's exact semantics. Blob names are kept: a blob that a later in-place
+layer overwrites stays reachable as ``<blob>@<layer>`` (e.g. ``conv1@conv1`` before
+``conv1_relu``), the final value under the plain blob name, as Caffe shows it after forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .caffe_reader import CaffeLayer, CaffeNet, load_net, read_mean_binaryproto
+from .common import (
+    ConversionError,
+    GraphBuilder,
+    Registry,
+    run_cli,
+    summary_table,
+    write_checkpoint,
+)
+
+LAYERS = Registry("caffe")
+
+
+class Ctx:
+    """Per-conversion state handed to each layer function."""
+
+    def __init__(self, net: CaffeNet, source: str, phase: str) -> None:
+        self.net = net
+        self.source = source
+        self.phase = phase
+        self.b = GraphBuilder("caffe", source)
+        self.conv_algorithm = "im2col"
+        self.current: dict[str, str] = {}  # blob -> var holding its current value
+        writers = Counter(t for layer in net.layers for t in layer.tops)
+        self.remaining = dict(writers)
+
+    def err(self, layer: CaffeLayer, msg: str) -> ConversionError:
+        return ConversionError(f"{self.source}: layer {layer.name!r} ({layer.type}): {msg}")
+
+    def ins(self, layer: CaffeLayer) -> list[str]:
+        try:
+            return [self.current[b] for b in layer.bottoms]
+        except KeyError as exc:
+            raise self.err(layer, f"bottom blob {exc.args[0]!r} is not produced by any "
+                                  "earlier layer or input") from None
+
+    def outs(self, layer: CaffeLayer) -> list[str]:
+        names = []
+        for top in layer.tops:
+            self.remaining[top] -= 1
+            names.append(top if self.remaining[top] == 0 else f"{top}@{layer.name}")
+            self.current[top] = names[-1]
+        return names
+
+    def blob(self, layer: CaffeLayer, i: int, shape: tuple[int, ...], what: str) -> str:
+        """Register blob ``i`` (checked against ``shape``) and return its parameter key."""
+        if i >= len(layer.blobs):
+            raise self.err(layer, f"missing blob {i} ({what}) in the caffemodel")
+        if not layer.blob_matches(i, shape):
+            raise self.err(layer, f"blob {i} ({what}) has shape {tuple(layer.blobs[i].shape)}, "
+                                  f"expected {tuple(shape)}")
+        name = layer.param_names[i] if i < len(layer.param_names) else None
+        key = name or f"{layer.name}/{i}"
+        return self.b.param(key.replace(".", "_"), layer.blobs[i].reshape(shape), layer.name)
+
+    def add(self, layer: CaffeLayer, op: str, attrs: dict[str, Any] | None = None,
+            params: dict[str, str] | None = None, inputs: list[str] | None = None) -> None:
+        ins = self.ins(layer) if inputs is None else inputs
+        self.b.add(layer.name, layer.type, op, ins, self.outs(layer), attrs, params)
+
+
+def _p(layer: CaffeLayer, field: str):
+    """The layer's ``*_param`` message (defaults when the prototxt leaves it unset)."""
+    return layer.params.get(field) or getattr(layer.proto, field)
+
+
+def _hw(msg, name: str, default: int, where: str, ctx: Ctx, layer: CaffeLayer) -> tuple[int, int]:
+    """Caffe's kernel/pad/stride resolution: ``<name>_h/_w`` or the repeated field."""
+    h, w = f"{name}_h", f"{name}_w"
+    if msg.HasField(h) or msg.HasField(w):
+        return int(getattr(msg, h)), int(getattr(msg, w))
+    field = name if name != "kernel" else "kernel_size"
+    raw = getattr(msg, field)
+    # Convolution repeats these fields; Pooling has them as optional scalars.
+    values = list(raw) if not isinstance(raw, int) else ([raw] if msg.HasField(field) else [])
+    if not values:
+        return default, default
+    if len(values) == 1:
+        return int(values[0]), int(values[0])
+    if len(values) == 2:
+        return int(values[0]), int(values[1])
+    raise ctx.err(layer, f"{where}: only 2-D {name} is supported, got {values}")
+
+
+@LAYERS.register("Input", "Data", "ImageData", "ReidData", "DummyData", "HDF5Data",
+                 "MemoryData", "WindowData")
+def _input(layer: CaffeLayer, ctx: Ctx) -> None:
+    for top in ctx.outs(layer):
+        ctx.b.inputs.append(top)
+
+
+@LAYERS.register("Convolution")
+def _convolution(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "convolution_param")
+    kh, kw = _hw(p, "kernel", 0, "convolution_param", ctx, layer)
+    ph, pw = _hw(p, "pad", 0, "convolution_param", ctx, layer)
+    sh, sw = _hw(p, "stride", 1, "convolution_param", ctx, layer)
+    dil = [int(d) for d in p.dilation] or [1]
+    dh, dw = (dil[0], dil[0]) if len(dil) == 1 else (dil[0], dil[1])
+    if kh <= 0 or kw <= 0:
+        raise ctx.err(layer, "convolution_param has no kernel size")
+    if p.axis != 1:
+        raise ctx.err(layer, "only axis 1 (NCHW) convolution is supported")
+    group, n = int(p.group), int(p.num_output)
+    if not layer.blobs:
+        raise ctx.err(layer, "missing blob 0 (weights) in the caffemodel")
+    cin = layer.blobs[0].shape[-3]
+    params = {"weight": ctx.blob(layer, 0, (n, cin, kh, kw), "weights")}
+    if p.bias_term:
+        params["bias"] = ctx.blob(layer, 1, (n,), "bias")
+    ctx.add(layer, "conv", {"pad": [ph, ph, pw, pw], "stride": [sh, sw],
+                            "dilation": [dh, dw], "groups": group,
+                            "algorithm": ctx.conv_algorithm}, params)
+
+
+@LAYERS.register("InnerProduct")
+def _inner_product(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "inner_product_param")
+    n = int(p.num_output)
+    if not layer.blobs:
+        raise ctx.err(layer, "missing blob 0 (weights) in the caffemodel")
+    k = layer.blobs[0].size // max(n, 1)
+    shape = (k, n) if p.transpose else (n, k)
+    w = ctx.blob(layer, 0, shape, "weights")
+    if p.transpose:
+        ctx.b.params[w] = ctx.b.params[w].t().contiguous()
+    params = {"weight": w}
+    if p.bias_term:
+        params["bias"] = ctx.blob(layer, 1, (n,), "bias")
+    ctx.add(layer, "linear", {"axis": int(p.axis)}, params)
+
+
+@LAYERS.register("Pooling")
+def _pooling(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "pooling_param")
+    method = {0: "max", 1: "ave"}.get(int(p.pool))
+    if method is None:
+        raise ctx.err(layer, "STOCHASTIC pooling is not supported (it is random at train "
+                             "time and a weighted average at test time in Caffe)")
+    attrs: dict[str, Any] = {"method": method, "global_pooling": bool(p.global_pooling),
+                             "ceil_mode": int(p.round_mode) == 0}
+    if not p.global_pooling:
+        attrs["kernel"] = list(_hw(p, "kernel", 0, "pooling_param", ctx, layer))
+        attrs["pad"] = list(_hw(p, "pad", 0, "pooling_param", ctx, layer))
+        attrs["stride"] = list(_hw(p, "stride", 1, "pooling_param", ctx, layer))
+        if min(attrs["kernel"]) <= 0:
+            raise ctx.err(layer, "pooling_param has no kernel size")
+    ctx.add(layer, "caffe_pool", attrs)
+
+
+@LAYERS.register("LRN")
+def _lrn(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "lrn_param")
+    region = "ACROSS_CHANNELS" if int(p.norm_region) == 0 else "WITHIN_CHANNEL"
+    if int(p.local_size) % 2 == 0:
+        raise ctx.err(layer, f"LRN local_size must be odd, got {p.local_size}")
+    ctx.add(layer, "caffe_lrn", {"local_size": int(p.local_size), "alpha": float(p.alpha),
+                                 "beta": float(p.beta), "k": float(p.k),
+                                 "norm_region": region})
+
+
+@LAYERS.register("BatchNorm")
+def _batch_norm(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "batch_norm_param")
+    if len(layer.blobs) < 3:
+        raise ctx.err(layer, f"expected 3 blobs (mean, variance, scale factor), found "
+                             f"{len(layer.blobs)}")
+    c = layer.blobs[0].size
+    params = {"mean": ctx.blob(layer, 0, (c,), "mean"),
+              "variance": ctx.blob(layer, 1, (c,), "variance"),
+              "scale_factor": ctx.blob(layer, 2, (1,), "scale factor")}
+    use_global = bool(p.use_global_stats) if p.HasField("use_global_stats") else (
+        ctx.phase == "TEST")
+    ctx.add(layer, "caffe_bn", {"eps": float(p.eps), "use_global_stats": use_global,
+                                "moving_average_fraction": float(p.moving_average_fraction)},
+            params)
+
+
+@LAYERS.register("Scale")
+def _scale(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "scale_param")
+    params: dict[str, str] = {}
+    i = 0
+    if len(layer.bottoms) == 1:
+        if not layer.blobs:
+            raise ctx.err(layer, "missing blob 0 (scale) in the caffemodel")
+        shape = tuple(layer.blobs[0].shape)
+        params["weight"] = ctx.blob(layer, 0, shape, "scale")
+        i = 1
+    if p.bias_term:
+        if i >= len(layer.blobs):
+            raise ctx.err(layer, f"missing blob {i} (bias) in the caffemodel")
+        params["bias"] = ctx.blob(layer, i, tuple(layer.blobs[i].shape), "bias")
+    ctx.add(layer, "scale", {"axis": int(p.axis)}, params)
+
+
+@LAYERS.register("Bias")
+def _bias(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "bias_param")
+    params = {}
+    if len(layer.bottoms) == 1:
+        params["bias"] = ctx.blob(layer, 0, tuple(layer.blobs[0].shape), "bias")
+    ctx.add(layer, "bias", {"axis": int(p.axis)}, params)
+
+
+@LAYERS.register("ReLU")
+def _relu(layer: CaffeLayer, ctx: Ctx) -> None:
+    ctx.add(layer, "relu", {"negative_slope": float(_p(layer, "relu_param").negative_slope)})
+
+
+@LAYERS.register("Sigmoid")
+def _sigmoid(layer: CaffeLayer, ctx: Ctx) -> None:
+    ctx.add(layer, "sigmoid")
+
+
+@LAYERS.register("TanH")
+def _tanh(layer: CaffeLayer, ctx: Ctx) -> None:
+    ctx.add(layer, "tanh")
+
+
+@LAYERS.register("Eltwise")
+def _eltwise(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "eltwise_param")
+    op = {0: "PROD", 1: "SUM", 2: "MAX"}[int(p.operation)]
+    coeff = [float(c) for c in p.coeff]
+    if coeff and (op != "SUM" or len(coeff) != len(layer.bottoms)):
+        raise ctx.err(layer, "Eltwise coeff needs the SUM operation and one value per bottom")
+    ctx.add(layer, "eltwise", {"operation": op, "coeff": coeff})
+
+
+@LAYERS.register("Power")
+def _power(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "power_param")
+    ctx.add(layer, "power", {"power": float(p.power), "scale": float(p.scale),
+                             "shift": float(p.shift)})
+
+
+@LAYERS.register("Concat")
+def _concat(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "concat_param")
+    axis = int(p.concat_dim) if p.HasField("concat_dim") else int(p.axis)
+    ctx.add(layer, "concat", {"axis": axis})
+
+
+@LAYERS.register("Slice")
+def _slice(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "slice_param")
+    axis = int(p.slice_dim) if p.HasField("slice_dim") else int(p.axis)
+    ctx.add(layer, "slice", {"axis": axis, "slice_points": [int(s) for s in p.slice_point],
+                             "n_out": len(layer.tops)})
+
+
+@LAYERS.register("Flatten")
+def _flatten(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "flatten_param")
+    ctx.add(layer, "flatten", {"axis": int(p.axis), "end_axis": int(p.end_axis)})
+
+
+@LAYERS.register("Reshape")
+def _reshape(layer: CaffeLayer, ctx: Ctx) -> None:
+    p = _p(layer, "reshape_param")
+    if int(p.axis) != 0 or int(p.num_axes) != -1:
+        raise ctx.err(layer, "only Reshape over all axes (axis 0, num_axes -1) is supported")
+    ctx.add(layer, "reshape", {"shape": [int(d) for d in p.shape.dim]})
+
+
+@LAYERS.register("Dropout")
+def _dropout(layer: CaffeLayer, ctx: Ctx) -> None:
+    ctx.add(layer, "dropout", {"rate": float(_p(layer, "dropout_param").dropout_ratio)})
+
+
+@LAYERS.register("Softmax")
+def _softmax(layer: CaffeLayer, ctx: Ctx) -> None:
+    ctx.add(layer, "softmax", {"axis": int(_p(layer, "softmax_param").axis)})
+
+
+@LAYERS.register("Split")
+def _split(layer: CaffeLayer, ctx: Ctx) -> None:
+    ctx.add(layer, "identity", {"n_out": len(layer.tops)})
+
+
+@LAYERS.register("SoftmaxWithLoss")
+def _softmax_loss(layer: CaffeLayer, ctx: Ctx) -> None:
+    lp = layer.proto.loss_param
+    if lp.HasField("ignore_label"):
+        raise ctx.err(layer, "loss_param.ignore_label is not supported")
+    if lp.HasField("normalization") and int(lp.normalization) not in (1,):  # VALID
+        raise ctx.err(layer, "only the VALID loss normalisation (Caffe's default) is supported")
+    weight = list(layer.loss_weight) or [1.0]
+    ctx.add(layer, "softmax_loss", {"reduction": "mean", "loss_weight": float(weight[0])})
+
+
+@LAYERS.register("Accuracy")
+def _accuracy(layer: CaffeLayer, ctx: Ctx) -> None:
+    raise ctx.err(layer, "Accuracy is a metric, not part of the model; remove it or convert "
+                         "the deploy prototxt")
+
+
+@LAYERS.register("Euclidean")
+def _euclidean(layer: CaffeLayer, ctx: Ctx) -> None:
+    """caffe-reid: elementwise squared difference of two bottoms."""
+    ctx.add(layer, "square_diff")
+
+
+@LAYERS.register("PairEuclidean")
+def _pair_euclidean(layer: CaffeLayer, ctx: Ctx) -> None:
+    """caffe-reid: (first half - second half)^2 of one batch; a second top gets the
+    same-identity labels of the pairs."""
+    ins = ctx.ins(layer)
+    outs = ctx.outs(layer)
+    ctx.b.add(layer.name, layer.type, "pair_split_square", ins[:1], outs[:1])
+    if len(outs) > 1:
+        if len(ins) < 2:
+            raise ctx.err(layer, "the label_dif top needs the label bottom")
+        ctx.b.add(layer.name + "_labels", layer.type, "pair_same_label", ins[1:2], outs[1:2])
+
+
+def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike,
+            phase: str = "TEST", conv: str = "im2col") -> tuple[GraphBuilder, CaffeNet]:
+    """Build the graph of a Caffe net (weights matched by layer name).
+
+    ``conv="im2col"`` computes convolutions as Caffe's CPU code does (closest float32
+    rounding); ``"native"`` uses PyTorch's kernels (faster, same maths).
+    """
+    net = load_net(prototxt, caffemodel, phase)
+    ctx = Ctx(net, os.fspath(prototxt), phase)
+    ctx.conv_algorithm = conv
+    for layer in net.layers:
+        LAYERS.get(layer.type, layer.name, ctx.source)(layer, ctx)
+    for note in net.warnings:
+        ctx.b.notes.append(note)
+    if net.unused_weights:
+        ctx.b.notes.append(f"caffemodel layers not in this {phase} net: "
+                           f"{', '.join(net.unused_weights[:8])}")
+    return ctx.b, net
+
+
+def graph_outputs(b: GraphBuilder) -> list[str]:
+    consumed = {v for layer in b.layers for v in layer["inputs"]}
+    return [v for layer in b.layers for v in layer["outputs"] if v not in consumed]
+
+
+def dry_run(b: GraphBuilder, net: CaffeNet, outputs: list[str]) -> None:
+    """Run the graph once on zeros of the declared input shapes: a blob whose shape does not
+    fit the next layer is reported now, naming the layer, not when the user first runs it."""
+    shapes = {k: v for k, v in net.inputs.items() if v}
+    if set(shapes) != set(b.inputs):
+        return
+    module = b.module(outputs)
+    feeds = {k: torch.zeros((1,) + tuple(v[1:]) if len(v) > 1 else (1,)) for k, v in
+             shapes.items()}
+    with torch.no_grad():
+        try:
+            module(**feeds)
+        except ValueError as exc:
+            raise ConversionError(f"{b.source}: {exc}") from None
+
+
+def preprocess_for(net: CaffeNet, mean: np.ndarray | None, rgb: bool) -> dict[str, Any] | None:
+    """Preprocessing spec: D-X-Y's extraction (BGR 0-255, 256 resize, centre crop)."""
+    from porting.preprocess import caffe_dxy
+
+    data = next((s for s in net.inputs.values() if s and len(s) == 4), None)
+    crop = data[2] if data else 224
+    try:
+        spec = caffe_dxy(crop_size=crop).to_dict()
+    except ValueError:
+        spec = caffe_dxy().to_dict()
+        spec["input_size"] = [int(data[2]), int(data[3])]
+        spec["resize"] = [int(data[2]), int(data[3])]
+    if mean is not None:
+        spec["mean"] = mean.tolist() if mean.ndim == 1 else mean
+    if rgb:
+        spec["colour"] = "RGB"
+        m = np.asarray(spec["mean"], dtype=np.float64)
+        spec["mean"] = m[..., ::-1].tolist() if m.ndim == 1 else m[..., ::-1].copy()
+    spec["source"] = "convert-caffe: D-X-Y caffe-reid extraction (caffe.io resize to 256, "\
+                     "centre crop, BGR 0-255 minus the BGR mean)"
+    return spec
+
+
+def flip_input_channels(b: GraphBuilder) -> str:
+    """``--rgb``: reverse conv1's input channels so the net takes RGB instead of BGR."""
+    first = next((layer for layer in b.layers if layer["op"] == "conv"
+                  and set(layer["inputs"]) & set(b.inputs)), None)
+    if first is None:
+        raise ConversionError(f"{b.source}: --rgb needs a convolution on the input blob")
+    key = first["params"]["weight"]
+    if b.params[key].shape[1] != 3:
+        raise ConversionError(f"{b.source}: --rgb: layer {first['name']!r} takes "
+                              f"{b.params[key].shape[1]} channels, not 3")
+    b.params[key] = b.params[key].flip(1).contiguous()
+    return first["name"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="convert-caffe",
+        description="Convert a Caffe net (prototxt + caffemodel, V2 or legacy V1) into a "
+        "reid-porting checkpoint that computes the same numbers as Caffe.",
+    )
+    p.add_argument("prototxt", help="the net definition (deploy or train prototxt)")
+    p.add_argument("caffemodel", help="the trained weights")
+    p.add_argument("-o", "--output", help="checkpoint to write (default: <caffemodel>.pth)")
+    p.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST",
+                   help="which layers to keep by their include/exclude rules (default TEST)")
+    p.add_argument("--mean", help="a mean .binaryproto for the preprocessing spec")
+    p.add_argument("--mean-value", type=float, nargs=3, metavar=("B", "G", "R"),
+                   help="per-channel BGR mean (default: D-X-Y's Market mean)")
+    p.add_argument("--rgb", action="store_true",
+                   help="flip conv1's input channels so the model takes RGB input")
+    p.add_argument("--arch", choices=["auto", "none"], default="auto",
+                   help="map a known architecture onto porting.models (default auto)")
+    p.add_argument("--feature", help="blob used as the re-ID feature (default: fc7 or pool5)")
+    p.add_argument("--conv", choices=["im2col", "native"], default="im2col",
+                   help="convolution algorithm: Caffe's im2col+GEMM (closest float32 "
+                   "rounding, default) or PyTorch's native kernels (faster)")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
+    return p
+
+
+def _main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    b, net = convert(args.prototxt, args.caffemodel, args.phase, args.conv)
+    outputs = graph_outputs(b)
+    dry_run(b, net, outputs)
+    mean = None
+    if args.mean:
+        mean = read_mean_binaryproto(args.mean).transpose(1, 2, 0)
+    elif args.mean_value:
+        mean = np.asarray(args.mean_value, dtype=np.float64)
+    notes = []
+    if args.rgb:
+        notes.append(f"--rgb: input channels of {flip_input_channels(b)!r} reversed")
+    spec = preprocess_for(net, mean, args.rgb)
+    var_names = {v for layer in b.layers for v in layer["outputs"]}
+    feature = args.feature or next((v for v in ("fc7", "pool5") if v in var_names), None)
+    if args.feature and args.feature not in var_names:
+        raise ConversionError(f"{args.prototxt}: --feature {args.feature!r} is not a blob")
+    arch = arch_sd = None
+    mapping = None
+    if args.arch == "auto":
+        from .caffe_arch import map_to_canonical
+
+        found = map_to_canonical(b, net)
+        if found is not None:
+            arch, arch_sd, mapping = found
+    out = args.output or str(Path(args.caffemodel).with_suffix(".pth"))
+    b.notes.extend(notes)
+    write_checkpoint(out, b, source_path=args.caffemodel, outputs=outputs, preprocess=spec,
+                     recipe="caffe-dxy", arch=arch, arch_state_dict=arch_sd,
+                     meta={"feature_var": feature, "phase": args.phase, "net_name": net.name,
+                           "prototxt": Path(args.prototxt).name})
+    if not args.quiet:
+        print(summary_table(b, spec, mapping))
+        print(f"\nwrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
