@@ -365,7 +365,7 @@ def dry_run(b: GraphBuilder, net: CaffeNet, outputs: list[str]) -> None:
     shapes = {k: v for k, v in net.inputs.items() if v}
     if set(shapes) != set(b.inputs):
         return
-    module = b.module(outputs)
+    module = b.module(outputs).eval()
     feeds = {k: torch.zeros((1,) + tuple(v[1:]) if len(v) > 1 else (1,)) for k, v in
              shapes.items()}
     with torch.no_grad():

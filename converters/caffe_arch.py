@@ -95,7 +95,7 @@ def _agrees(b: GraphBuilder, net: CaffeNet, model: nn.Module) -> bool:
     if not shape or len(shape) != 4:
         return False
     last = "fc8" if "fc8" in _names(net) else "fc1000" if "fc1000" in _names(net) else None
-    graph = b.module()
+    graph = b.module().eval()
     x = torch.randn((1,) + tuple(shape[1:]), generator=torch.Generator().manual_seed(0)) * 50
     ref_var = None
     for layer in b.layers:

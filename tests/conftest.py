@@ -23,3 +23,20 @@ def rel_err(ours: np.ndarray | torch.Tensor, ref: np.ndarray) -> float:
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)
+
+
+def seeded_input(io: np.lib.npyio.NpzFile, name: str, batch: int | None = 1) -> np.ndarray:
+    """Regenerate a Caffe fixture input from its recorded seed and check its digest.
+
+    The shared Caffe fixtures were fed ``RandomState(seed).uniform(-128, 128, shape)`` in
+    float32; the trimmed copies keep the seed, the shape and the SHA-256 of the stored array.
+    """
+    import hashlib
+
+    shape = tuple(int(d) for d in io[f"__shape__/{name}"])
+    full = np.random.RandomState(int(io[f"__seed__/{name}"])).uniform(-128, 128, shape)
+    n = shape[0] if batch is None else batch
+    x = full.astype(np.float32)[:n]
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+    assert digest == str(io[f"__sha256__/{name}"]), f"regenerated {name} differs from the fixture"
+    return x
