@@ -1,0 +1,610 @@
+"""Read any MatConvNet model file into one normalised, DagNN-shaped :class:`MCNModel`.
+
+Layouts (``MCNModel.layout``):
+
+* ``"dagnn"``: a ``saveobj`` struct saved with ``-struct`` (top-level ``vars``, ``params``,
+  ``layers``, ``meta``; e.g. ``imagenet-resnet-50-dag.mat``);
+* ``"dagnn-import"``: the same written by ``import-caffe.py`` before tidying (no ``vars``,
+  params with only name/value, blocks holding only some fields or a 0x0 double);
+* ``"dagnn-net"``: the struct under a variable, as ``cnn_train_dag`` saves
+  ``net-epoch-N.mat`` (``net``, ``state``, ``stats``; ``state`` is never read);
+* ``"simplenn"`` / ``"simplenn-legacy"`` / ``"simplenn-net"``: a ``layers`` cell array,
+  tidy, pre-beta17 (``filters``/``biases``, top-level ``normalization``/``classes``), or under
+  ``net``. It is expressed as ``dagnn.DagNN.fromSimpleNN`` would (``dagnn.*`` types, params
+  ``<layer>f``/``<layer>b`` for conv and ``<layer>m``/``<layer>b``/``<layer>x`` for bnorm,
+  ``label`` inputs for ``softmaxloss``), except for var names: the input is ``input`` and
+  each layer's output var is the layer's own name (what ``vl_simplenn`` fixtures are keyed by).
+
+Parameter values are the loaded arrays in MATLAB layout, never copied. Only these views are
+taken: conv filters get their trailing singleton dims back (always HxWxCin/groupsxCout, as
+MATLAB drops a trailing Cout = 1), and conv biases and BatchNorm mult/bias become Kx1 columns
+(MatConvNet only uses their numel; old SimpleNN files store 1xK). BatchNorm moments stay Kx2.
+
+Which layer types and settings are supported is the converter's business, not this module's.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .matfile import (
+    MatCell,
+    MatFormatError,
+    MatStruct,
+    load_mat,
+    mat_variables,
+    mat_version,
+    to_python,
+)
+
+__all__ = ["MCNParam", "MCNLayer", "MCNModel", "read_matconvnet", "build_model"]
+
+
+@dataclass(frozen=True)
+class MCNParam:
+    """One DagNN parameter: ``value`` in MATLAB layout (see the module docstring)."""
+
+    name: str
+    value: np.ndarray
+    learningRate: float = 1.0  # DagNN's defaults when a file has no such field
+    weightDecay: float = 1.0
+
+
+@dataclass(frozen=True)
+class MCNLayer:
+    """One layer: ``type`` is the dagnn class name, ``block`` its properties as Python values.
+
+    Block values: numbers as float/int (lists for vectors), logicals as bool, chars as str,
+    cells as lists, empty values as None. ``pad``/``crop`` are expanded to 4 ints
+    [top bottom left right], ``stride``/``dilate``/``poolSize``/``upsample`` to 2 ints.
+    """
+
+    name: str
+    type: str
+    inputs: list[str]
+    outputs: list[str]
+    params: list[str]
+    block: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class MCNModel:
+    """A MatConvNet network in one DagNN-like form, whatever the file layout."""
+
+    layers: list[MCNLayer]
+    params: dict[str, MCNParam]
+    vars: list[str]
+    meta: dict[str, Any]
+    layout: str
+    stats_summary: dict[str, list[dict[str, float]]]
+    source_path: str
+    mat_version: str
+
+    def layer(self, name: str) -> MCNLayer:
+        """The layer called ``name``."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+# Variables that can hold the network (or its meta/stats); anything else is read only when
+# the network has to be searched for. ``state`` (momentum buffers) is never needed.
+_NETWORK_VARIABLES = ("layers", "params", "vars", "meta", "normalization", "classes")
+
+
+def read_matconvnet(path: str | os.PathLike[str]) -> MCNModel:
+    """Read a MatConvNet ``.mat`` (v6/v7/v7.3) in any known layout into an :class:`MCNModel`."""
+    version = mat_version(path)
+    names = mat_variables(path)
+    if "layers" in names:
+        wanted = [n for n in names if n in _NETWORK_VARIABLES]
+    elif "net" in names:
+        wanted = ["net", "stats"]
+    else:
+        wanted = [n for n in names if n != "state"]
+    variables = load_mat(path, wanted)
+    if wanted == ["net", "stats"] and not _holds_layers(variables.get("net")):
+        variables = load_mat(path, [n for n in names if n != "state"])  # look elsewhere
+    return build_model(variables, source_path=os.fspath(path), mat_version=version,
+                       all_variables=names)
+
+
+def build_model(
+    variables: dict[str, Any],
+    source_path: str = "<memory>",
+    mat_version: str = "",
+    all_variables: list[str] | None = None,
+) -> MCNModel:
+    """Normalise the variables of a MatConvNet file (as :func:`load_mat` returns them)."""
+    return _Builder(variables, source_path, mat_version, all_variables).build()
+
+
+# --------------------------------------------------------------------------------------------
+# Value helpers
+# --------------------------------------------------------------------------------------------
+
+_EXPAND = {"pad": 4, "crop": 4, "stride": 2, "dilate": 2, "poolSize": 2, "upsample": 2}
+_INT_LISTS = {"size", "imageSize", "border"}
+_INT_SCALARS = {"numGroups", "numChannels", "dim", "numInputs"}
+_BOOLS = {"hasBias", "useShortCircuit", "frozen", "precious", "keepAspect"}
+_FLOATS = {"leak", "rate", "epsilon"}
+_SIMPLENN_TYPES = {
+    "conv": "dagnn.Conv",
+    "convt": "dagnn.ConvTranspose",
+    "pool": "dagnn.Pooling",
+    "normalize": "dagnn.LRN",
+    "lrn": "dagnn.LRN",
+    "dropout": "dagnn.DropOut",
+    "relu": "dagnn.ReLU",
+    "sigmoid": "dagnn.Sigmoid",
+    "softmax": "dagnn.SoftMax",
+    "softmaxloss": "dagnn.Loss",
+    "bnorm": "dagnn.BatchNorm",
+}
+# vl_simplenn_tidy's defaults for fields an old SimpleNN layer may lack.
+_SIMPLENN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "conv": {"pad": 0.0, "stride": 1.0, "dilate": 1.0, "opts": []},
+    "convt": {"crop": 0.0, "upsample": 1.0, "numGroups": 1.0, "opts": []},
+    "pool": {"method": "max", "pad": 0.0, "stride": 1.0, "opts": []},
+    "relu": {"leak": 0.0},
+    "dropout": {"rate": 0.5},
+    "normalize": {"param": [5.0, 1.0, 0.0001 / 5, 0.75]},
+    "lrn": {"param": [5.0, 1.0, 0.0001 / 5, 0.75]},
+}
+
+
+def _as_int(x: Any) -> Any:
+    """An integral float to int; anything else unchanged (never truncates)."""
+    if isinstance(x, float) and x.is_integer():
+        return int(x)
+    return x
+
+
+def _canonical(key: str, value: Any) -> Any:
+    """Canonical Python form of a known block/meta setting (others unchanged)."""
+    if key in _EXPAND and value is not None:
+        items = value if isinstance(value, list) else [value]
+        if len(items) == 1:
+            items = items * _EXPAND[key]
+        return [_as_int(v) for v in items]
+    if key in _INT_LISTS and value is not None:
+        return [_as_int(v) for v in (value if isinstance(value, list) else [value])]
+    if key in _INT_SCALARS:
+        return _as_int(value)
+    if key in _BOOLS and isinstance(value, bool | int | float):
+        return bool(value)
+    if key in _FLOATS and isinstance(value, int | float):
+        return float(value)
+    if key == "param" and isinstance(value, list):
+        return [float(v) for v in value]
+    if key == "opts" and value is None:
+        return []
+    return value
+
+
+def _column(value: np.ndarray) -> np.ndarray:
+    """A 1xK or Kx1 vector as a Kx1 column (a view)."""
+    if value.ndim == 2 and value.shape[0] == 1 and value.shape[1] != 1:
+        return value.reshape((value.shape[1], 1), order="F")
+    return value
+
+
+def _four_d(value: np.ndarray) -> np.ndarray:
+    """Restore the trailing singleton dims MATLAB drops from an HxWxCxK filter (a view)."""
+    if 0 < value.ndim < 4:
+        return value.reshape(value.shape + (1,) * (4 - value.ndim), order="F")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Builder
+# --------------------------------------------------------------------------------------------
+
+# layers, params, vars, meta
+_Parts = tuple[list[MCNLayer], dict[str, MCNParam], list[str], dict[str, Any]]
+
+
+class _Builder:
+    def __init__(
+        self,
+        variables: dict[str, Any],
+        source_path: str,
+        mat_version: str,
+        all_variables: list[str] | None,
+    ) -> None:
+        self.vars_in_file = variables
+        self.path = source_path
+        self.version = mat_version
+        self.all_variables = all_variables if all_variables is not None else list(variables)
+
+    def fail(self, message: str) -> MatFormatError:
+        return MatFormatError(f"{self.path}: {message}")
+
+    # -- locating the network --------------------------------------------------------------
+
+    def _locate(self) -> tuple[dict[str, Any], str, str]:
+        """(struct holding ``layers``, prefix for messages, name of the holding variable)."""
+        top = self.vars_in_file
+        if "layers" in top:
+            return top, "", ""
+        candidates = ["net"] if _holds_layers(top.get("net")) else [
+            name for name, value in top.items() if _holds_layers(value)
+        ]
+        if len(candidates) == 1:
+            name = candidates[0]
+            return top[name].scalar(), f"{name}.", name
+        found = ", ".join(sorted(self.all_variables)) or "none"
+        if candidates:
+            raise self.fail(f"several variables hold a network ({', '.join(candidates)}); "
+                            f"re-save the one to convert on its own")
+        raise self.fail(f"no MatConvNet network (no 'layers' variable, nor a struct with a "
+                        f"'layers' field); variables found: {found}")
+
+    def build(self) -> MCNModel:
+        root, prefix, holder = self._locate()
+        layers = root["layers"]
+        if isinstance(layers, MatStruct):
+            model = self._dagnn(root, prefix)
+            layout = "dagnn-net" if holder else ("dagnn" if "vars" in root else "dagnn-import")
+        elif isinstance(layers, MatCell):
+            model, legacy = self._simplenn(root, prefix)
+            layout = "simplenn-net" if holder else ("simplenn-legacy" if legacy else "simplenn")
+        else:
+            raise self.fail(f"{prefix}layers is a {type(layers).__name__}, expected a struct "
+                            f"array (DagNN) or a cell array (SimpleNN)")
+        layers_, params, vars_, meta = model
+        stats = self._stats(self.vars_in_file.get("stats")) if holder else {}
+        return MCNModel(layers=layers_, params=params, vars=vars_, meta=meta, layout=layout,
+                        stats_summary=stats, source_path=self.path, mat_version=self.version)
+
+    # -- field access with errors that name the place ------------------------------------------
+
+    def _str(self, element: dict[str, Any], key: str, where: str) -> str:
+        if key not in element:
+            raise self.fail(f"{where} has no field {key!r}")
+        value = element[key]
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{where}.{key} should be a non-empty string, got "
+                            f"{_describe(value)}")
+        return value
+
+    def _names(self, element: dict[str, Any], key: str, where: str) -> list[str]:
+        """A cell array of strings (a lone string or an empty value also accepted)."""
+        value = element.get(key)
+        if value is None or (isinstance(value, np.ndarray) and value.size == 0):
+            return []
+        if isinstance(value, str):
+            return [value] if value else []
+        if isinstance(value, MatCell):
+            items = value.tolist_matlab()
+            if all(isinstance(s, str) and s for s in items):
+                return items
+        raise self.fail(f"{where}.{key} should be a cell array of names, got "
+                        f"{_describe(value)}")
+
+    # -- DagNN -------------------------------------------------------------------------------
+
+    def _dagnn(self, root: dict[str, Any], prefix: str) -> _Parts:
+        params = self._dagnn_params(root.get("params"), prefix)
+        layers: list[MCNLayer] = []
+        seen: set[str] = set()
+        for k, element in enumerate(root["layers"]):
+            where = f"{prefix}layers({k + 1})"
+            name = self._str(element, "name", where)
+            where = f"layer {name!r} ({where})"
+            if name in seen:
+                raise self.fail(f"{where}: duplicate layer name")
+            seen.add(name)
+            layer_type = self._str(element, "type", where)
+            pnames = self._names(element, "params", where)
+            for p in pnames:
+                if p not in params:
+                    raise self.fail(f"{where} references param {p!r}, which is not in "
+                                    f"{prefix}params")
+            layers.append(MCNLayer(
+                name=name,
+                type=layer_type,
+                inputs=self._names(element, "inputs", where),
+                outputs=self._names(element, "outputs", where),
+                params=pnames,
+                block=self._block(element.get("block"), where),
+            ))
+        values = self._shape_params(layers, {n: v for n, (v, _, _) in params.items()})
+        final = {n: MCNParam(n, values[n], lr, wd) for n, (_, lr, wd) in params.items()}
+        vars_ = self._layer_vars(layers)
+        if "vars" in root:
+            listed = [self._str(v, "name", f"{prefix}vars({k + 1})")
+                      for k, v in enumerate(self._struct_array(root["vars"], f"{prefix}vars"))]
+            vars_ = listed + [v for v in vars_ if v not in set(listed)]
+        return layers, final, vars_, self._meta(root.get("meta"), f"{prefix}meta")
+
+    def _struct_array(self, value: Any, where: str) -> MatStruct:
+        if isinstance(value, MatStruct):
+            return value
+        if isinstance(value, np.ndarray | MatCell) and value.size == 0:
+            return MatStruct((), (0, 0))
+        raise self.fail(f"{where} should be a struct array, got {_describe(value)}")
+
+    def _dagnn_params(self, value: Any, prefix: str) -> dict[str, tuple[np.ndarray, float, float]]:
+        """name -> (value, learningRate, weightDecay); a repeated name keeps the last entry,
+        as ``dagnn.DagNN.loadobj`` does."""
+        out: dict[str, tuple[np.ndarray, float, float]] = {}
+        if value is None:
+            return out
+        for k, element in enumerate(self._struct_array(value, f"{prefix}params")):
+            where = f"{prefix}params({k + 1})"
+            name = self._str(element, "name", where)
+            where = f"param {name!r} ({where})"
+            if "value" not in element:
+                raise self.fail(f"{where} has no field 'value'")
+            array = element["value"]
+            if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+                raise self.fail(f"{where}.value should be a numeric array, got "
+                                f"{_describe(array)}")
+            out[name] = (array, self._rate(element, "learningRate", where),
+                         self._rate(element, "weightDecay", where))
+        return out
+
+    def _rate(self, element: dict[str, Any], key: str, where: str) -> float:
+        value = element.get(key)
+        if value is None or (isinstance(value, np.ndarray) and value.size == 0):
+            return 1.0
+        if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "biuf":
+            return float(value.ravel()[0])
+        raise self.fail(f"{where}.{key} should be a number, got {_describe(value)}")
+
+    def _block(self, value: Any, where: str) -> dict[str, Any]:
+        if value is None or (isinstance(value, np.ndarray) and value.size == 0):
+            return {}  # import-caffe.py writes Sum/SoftMax blocks as a 0x0 double
+        if not isinstance(value, MatStruct) or value.size != 1:
+            raise self.fail(f"{where}.block should be a 1x1 struct, got {_describe(value)}")
+        return {k: _canonical(k, to_python(v)) for k, v in value.scalar().items()}
+
+    @staticmethod
+    def _layer_vars(layers: list[MCNLayer]) -> list[str]:
+        """Vars in the order DagNN creates them (each layer's inputs, then its outputs)."""
+        seen: dict[str, None] = {}
+        for layer in layers:
+            for name in layer.inputs + layer.outputs:
+                seen.setdefault(name, None)
+        return list(seen)
+
+    @staticmethod
+    def _shape_params(
+        layers: list[MCNLayer], values: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Role-based views: 4-D conv filters, Kx1 biases and BatchNorm mult/bias."""
+        done: set[str] = set()
+        for layer in layers:
+            if layer.type in ("dagnn.Conv", "dagnn.ConvTranspose"):
+                roles = [_four_d, _column]
+            elif layer.type == "dagnn.BatchNorm":
+                roles = [_column, _column]
+            else:
+                continue
+            for pname, role in zip(layer.params, roles, strict=False):
+                if pname not in done and values[pname].size:
+                    values[pname] = role(values[pname])
+                done.add(pname)
+        return values
+
+    # -- SimpleNN ----------------------------------------------------------------------------
+
+    def _simplenn(self, root: dict[str, Any], prefix: str) -> tuple[_Parts, bool]:
+        cells = root["layers"].tolist_matlab()
+        legacy = "meta" not in root and ("normalization" in root or "classes" in root)
+        layers: list[MCNLayer] = []
+        params: dict[str, MCNParam] = {}
+        vars_ = ["input"]
+        previous = "input"
+        for i, cell in enumerate(cells, start=1):
+            where = f"{prefix}layers{{{i}}}"
+            if not isinstance(cell, MatStruct) or cell.size != 1:
+                raise self.fail(f"{where} should be a 1x1 struct, got {_describe(cell)}")
+            element = cell.scalar()
+            kind = self._str(element, "type", where)
+            name = element.get("name", "")
+            if isinstance(name, np.ndarray) and name.size == 0:
+                name = ""
+            if not isinstance(name, str):
+                raise self.fail(f"{where}.name should be a string, got {_describe(name)}")
+            name = name or f"layer{i}"  # fromSimpleNN's name for an unnamed layer
+            where = f"layer {name!r} ({where})"
+            if any(la.name == name for la in layers):
+                raise self.fail(f"{where}: duplicate layer name")
+            legacy = legacy or "filters" in element or "biases" in element
+            layer_params, block = self._simplenn_layer(kind, name, element, where)
+            inputs = [previous]
+            if kind == "softmaxloss":
+                inputs.append(_new_name(vars_, "label"))
+            for p in layer_params:
+                params[p.name] = p
+            layers.append(MCNLayer(
+                name=name, type=_SIMPLENN_TYPES.get(kind, f"simplenn.{kind}"), inputs=inputs,
+                outputs=[name], params=[p.name for p in layer_params], block=block,
+            ))
+            for v in inputs + [name]:
+                if v not in vars_:
+                    vars_.append(v)
+            previous = name
+        if "meta" in root:
+            meta = self._meta(root["meta"], f"{prefix}meta")
+        else:
+            fields = {k: root[k] for k in ("normalization", "classes") if k in root}
+            meta = self._meta(MatStruct(list(fields), (1, 1), [fields]),
+                              f"{prefix}normalization/classes")
+        return (layers, params, vars_, meta), legacy
+
+    def _weights(self, element: dict[str, Any], where: str) -> list[Any]:
+        if "weights" in element:
+            weights = element["weights"]
+            if isinstance(weights, MatCell):
+                return weights.tolist_matlab()
+            if isinstance(weights, np.ndarray) and weights.size == 0:
+                return []
+            raise self.fail(f"{where}.weights should be a cell array, got {_describe(weights)}")
+        if "filters" in element:  # pre-beta17 names, as vl_simplenn_tidy maps them
+            return [element["filters"], element.get("biases", np.zeros((0, 0)))]
+        return []
+
+    def _simplenn_layer(
+        self, kind: str, name: str, element: dict[str, Any], where: str
+    ) -> tuple[list[MCNParam], dict[str, Any]]:
+        settings = dict(_SIMPLENN_DEFAULTS.get(kind, {}))
+        settings.update({k: to_python(v) for k, v in element.items()
+                         if k not in ("name", "type", "weights", "filters", "biases",
+                                      "learningRate", "weightDecay", "precious")})
+        weights = self._weights(element, where)
+        for k, w in enumerate(weights):
+            if not isinstance(w, np.ndarray) or w.dtype.kind not in "biuf":
+                raise self.fail(f"{where}.weights{{{k + 1}}} should be a numeric array, got "
+                                f"{_describe(w)}")
+        rates = self._vector(element, "learningRate", where)
+        decays = self._vector(element, "weightDecay", where)
+
+        def param(suffix: str, k: int, value: np.ndarray, decay: float | None = None) -> MCNParam:
+            lr = rates[k] if k < len(rates) else 1.0
+            wd = decay if decay is not None else (decays[k] if k < len(decays) else 1.0)
+            return MCNParam(name + suffix, value, lr, wd)
+
+        if kind in ("conv", "convt"):
+            if not weights or weights[0].size == 0:
+                raise self.fail(f"{where}: {kind} layer without filters")
+            filters = _four_d(weights[0])
+            bias = weights[1] if len(weights) > 1 else np.zeros((0, 0), np.float32)
+            has_bias = bias.size > 0
+            params = [param("f", 0, filters)]
+            if has_bias:
+                params.append(param("b", 1, _column(bias)))
+            block: dict[str, Any] = {"size": list(filters.shape), "hasBias": has_bias}
+            keys = ("pad", "stride", "dilate", "opts") if kind == "conv" else (
+                "upsample", "crop", "numGroups", "opts")
+            block.update({k: settings[k] for k in keys if k in settings})
+            return params, _canon_dict(block)
+        if kind == "bnorm":
+            if len(weights) < 2:
+                raise self.fail(f"{where}: bnorm layer needs weights {{mult, bias}}")
+            mult, bias = _column(weights[0]), _column(weights[1])
+            # vl_simplenn_tidy's fill-in for BatchNorm layers saved without moments
+            moments = weights[2] if len(weights) > 2 else np.zeros((mult.size, 2), np.float32)
+            params = [param("m", 0, mult), param("b", 1, bias),
+                      param("x", 2, moments, decay=0.0 if decays else None)]
+            return params, _canon_dict({k: settings[k] for k in ("epsilon",) if k in settings})
+        if kind == "pool":
+            if "pool" not in settings:
+                raise self.fail(f"{where}: pool layer without field 'pool'")
+            block = {"method": settings["method"], "poolSize": settings["pool"],
+                     "pad": settings["pad"], "stride": settings["stride"],
+                     "opts": settings["opts"]}
+            return [], _canon_dict(block)
+        if kind in ("normalize", "lrn"):
+            return [], _canon_dict({"param": settings["param"]})
+        if kind == "dropout":
+            return [], _canon_dict({"rate": settings["rate"]})
+        if kind == "relu":
+            return [], _canon_dict({"leak": settings["leak"]})
+        if kind == "softmaxloss":
+            return [], {"loss": "softmaxlog"}
+        if kind in ("sigmoid", "softmax"):
+            return [], {}
+        return [], _canon_dict(settings)  # unknown type: kept for the converter to judge
+
+    def _vector(self, element: dict[str, Any], key: str, where: str) -> list[float]:
+        value = element.get(key)
+        if value is None or (isinstance(value, np.ndarray) and value.size == 0):
+            return []
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            return [float(v) for v in value.ravel(order="F")]
+        raise self.fail(f"{where}.{key} should be numeric, got {_describe(value)}")
+
+    # -- meta and stats -------------------------------------------------------------------
+
+    def _meta(self, value: Any, where: str) -> dict[str, Any]:
+        if value is None or (isinstance(value, np.ndarray | MatCell) and value.size == 0):
+            return {}
+        if not isinstance(value, MatStruct) or value.size != 1:
+            raise self.fail(f"{where} should be a 1x1 struct, got {_describe(value)}")
+        raw = value.scalar()
+        meta = {k: to_python(v) for k, v in raw.items()}
+        norm = raw.get("normalization")
+        if isinstance(norm, MatStruct) and norm.size == 1:
+            fields = norm.scalar()
+            out = {k: _canonical(k, to_python(v)) for k, v in fields.items()}
+            if "averageImage" in fields:
+                out["averageImage"] = self._average_image(fields["averageImage"],
+                                                          f"{where}.normalization")
+            meta["normalization"] = out
+        if "inputs" in meta and meta["inputs"] is not None:
+            inputs = meta["inputs"] if isinstance(meta["inputs"], list) else [meta["inputs"]]
+            meta["inputs"] = [_canon_dict(i) if isinstance(i, dict) else i for i in inputs]
+        classes = meta.get("classes")
+        if isinstance(classes, dict):
+            for key in ("name", "description"):
+                if isinstance(classes.get(key), str):
+                    classes[key] = [classes[key]]
+        return meta
+
+    def _average_image(self, value: Any, where: str) -> np.ndarray | None:
+        """The mean to subtract: 1x1x3 (a 3-vector is reshaped) or HxWx3, as stored."""
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+            raise self.fail(f"{where}.averageImage should be numeric, got {_describe(value)}")
+        if value.size == 0:
+            return None
+        if value.size == 3 and value.ndim <= 2:
+            return value.reshape((1, 1, 3), order="F")
+        return value
+
+    def _stats(self, value: Any) -> dict[str, list[dict[str, float]]]:
+        """``stats.<split>(epoch).<field>`` -> {split: [{field: number} per epoch]}."""
+        if not isinstance(value, MatStruct) or value.size != 1:
+            return {}
+        summary: dict[str, list[dict[str, float]]] = {}
+        for split, epochs in value.scalar().items():
+            if not isinstance(epochs, MatStruct):
+                continue
+            summary[split] = [
+                {k: float(v.ravel()[0]) for k, v in epoch.items()
+                 if isinstance(v, np.ndarray) and v.size == 1 and v.dtype.kind in "biuf"}
+                for epoch in epochs
+            ]
+        return summary
+
+
+def _holds_layers(value: Any) -> bool:
+    """Whether ``value`` is a 1x1 struct with a ``layers`` field (a saved network)."""
+    return isinstance(value, MatStruct) and value.size == 1 and "layers" in value.fields
+
+
+def _canon_dict(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _canonical(k, v) for k, v in values.items()}
+
+
+def _new_name(existing: list[str], prefix: str) -> str:
+    """``prefix``, then ``prefix1``, ``prefix2``... (fromSimpleNN's getNewVarName)."""
+    name, t = prefix, 0
+    while name in existing:
+        t += 1
+        name = f"{prefix}{t}"
+    return name
+
+
+def _describe(value: Any) -> str:
+    """Short description of a MATLAB value for error messages."""
+    if isinstance(value, MatStruct):
+        return f"a {'x'.join(map(str, value.shape))} struct"
+    if isinstance(value, MatCell):
+        return f"a {'x'.join(map(str, value.shape))} cell"
+    if isinstance(value, np.ndarray):
+        return f"a {'x'.join(map(str, value.shape))} {value.dtype} array"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return type(value).__name__
