@@ -388,11 +388,11 @@ def preprocess_for(net: CaffeNet, mean: np.ndarray | None, rgb: bool) -> dict[st
         spec["input_size"] = [int(data[2]), int(data[3])]
         spec["resize"] = [int(data[2]), int(data[3])]
     if mean is not None:
-        spec["mean"] = mean.tolist() if mean.ndim == 1 else mean
+        spec["mean"] = mean.tolist()
     if rgb:
         spec["colour"] = "RGB"
         m = np.asarray(spec["mean"], dtype=np.float64)
-        spec["mean"] = m[..., ::-1].tolist() if m.ndim == 1 else m[..., ::-1].copy()
+        spec["mean"] = m[..., ::-1].tolist()
     spec["source"] = "convert-caffe: D-X-Y caffe-reid extraction (caffe.io resize to 256, "\
                      "centre crop, BGR 0-255 minus the BGR mean)"
     return spec

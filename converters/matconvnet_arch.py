@@ -1,0 +1,99 @@
+"""``--arch auto`` for MatConvNet models: the paper's two-stream ResNet-50, the ImageNet
+ResNet-50 (DagNN), CaffeNet and VGG16 (SimpleNN), recognised by layer names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .arch import assign, close, source_names
+from .common import GraphBuilder
+
+
+def _by(b: GraphBuilder) -> dict[str, dict[str, Any]]:
+    return {layer["name"]: layer for layer in b.layers}
+
+
+def _out(b: GraphBuilder, name: str) -> int:
+    return int(b.params[_by(b)[name]["params"]["weight"]].shape[0])
+
+
+def _resnet_kwargs(b: GraphBuilder, classes: str | None) -> dict[str, Any]:
+    return {"semantics": "matconvnet", "width": _out(b, "conv1"),
+            "num_classes": _out(b, classes) if classes else None}
+
+
+def _spec(b: GraphBuilder) -> dict[str, Any] | None:
+    by = _by(b)
+    names = set(by)
+    if {"conv1", "bn_conv1", "res5c_branch2c", "pool5", "fc9", "Square"} <= names:
+        ident = next((n for n, layer in by.items() if layer["op"] == "conv"
+                      and layer["inputs"] and by.get("dropout", {}).get("outputs", [None])[0]
+                      == layer["inputs"][0]), None)
+        if ident is None:
+            return None
+        trunk = {"name": "resnet50", "kwargs": _resnet_kwargs(b, None)}
+        return {"name": "siamese", "trunk": trunk, "kwargs": {
+            "feat_dim": 4 * 8 * _out(b, "conv1"), "num_ids": _out(b, ident),
+            "dropout": float(by["dropout"]["attrs"].get("rate", 0.9))}, "_ident": ident}
+    if {"conv1", "bn_conv1", "res5c_branch2c", "pool5"} <= names:
+        return {"name": "resnet50",
+                "kwargs": _resnet_kwargs(b, "fc1000" if "fc1000" in names else None)}
+    convs = [f"conv{i}" for i in range(1, 6)]
+    if set(convs) | {"norm1", "norm2", "fc6", "fc7"} <= names:
+        return {"name": "caffenet", "kwargs": {
+            "semantics": "matconvnet", "widths": [_out(b, c) for c in convs],
+            "fc_width": _out(b, "fc7"), "num_classes": _out(b, "fc8") if "fc8" in names
+            else None}}
+    vgg = [f"conv{s}_1" for s in range(1, 6)]
+    if set(vgg) | {"conv5_3", "fc6", "fc7"} <= names:
+        return {"name": "vgg16", "kwargs": {
+            "semantics": "matconvnet", "widths": [_out(b, c) for c in vgg],
+            "fc_width": _out(b, "fc7"), "num_classes": _out(b, "fc8") if "fc8" in names
+            else None}}
+    return None
+
+
+def map_to_canonical(b: GraphBuilder, preprocess: dict[str, Any]):
+    spec = _spec(b)
+    if spec is None:
+        return None
+    size = (224, 224) if spec["name"] == "siamese" else tuple(preprocess["input_size"])
+    gen = torch.Generator().manual_seed(0)
+    x1, x2 = (torch.randn((1, 3) + size, generator=gen) * 50 for _ in range(2))
+    data = b.inputs[0]
+
+    if spec["name"] == "siamese":
+        ident = spec.pop("_ident")
+
+        def names(model):
+            out = source_names(model.trunk, "trunk.")
+            out.update({"fc751": ident, "fc9": "fc9"})
+            return out
+
+        by = _by(b)
+        pred, pred2 = by[ident]["outputs"][0], by.get(ident + "_2", {}).get("outputs", [None])[0]
+        dist = by["fc9"]["outputs"][0]
+        data2 = next((v for v in b.inputs if v == data + "_2"), None)
+        if data2 is None or pred2 is None:
+            return None
+
+        def check(model, graph) -> bool:
+            ours = model(x1, x2)
+            ref = graph(**{data: x1, data2: x2}, outputs=[pred, pred2, dist])
+            return (close(ours.prediction, ref[pred]) and close(ours.prediction_2, ref[pred2])
+                    and close(ours.dist_prediction, ref[dist]))
+    else:
+        last = {"resnet50": "fc1000", "caffenet": "fc8", "vgg16": "fc8"}[spec["name"]]
+        if spec["kwargs"]["num_classes"] is None:
+            last = "pool5" if spec["name"] == "resnet50" else "fc7"
+        out = _by(b)[last]["outputs"][0]
+        if spec["name"] != "resnet50" and last == "fc7":
+            out = _by(b)["relu7"]["outputs"][0] if "relu7" in _by(b) else out
+        names = source_names
+
+        def check(model, graph) -> bool:
+            return close(model(x1), graph(**{data: x1}, outputs=[out])[out])
+
+    return assign(b, spec, names, check)
