@@ -311,8 +311,12 @@ def _softmax_loss(layer: CaffeLayer, ctx: Ctx) -> None:
 
 @LAYERS.register("Accuracy")
 def _accuracy(layer: CaffeLayer, ctx: Ctx) -> None:
-    raise ctx.err(layer, "Accuracy is a metric, not part of the model; remove it or convert "
-                         "the deploy prototxt")
+    p = _p(layer, "accuracy_param")
+    if p.HasField("ignore_label"):
+        raise ctx.err(layer, "accuracy_param.ignore_label is not supported")
+    if len(layer.tops) > 1:
+        raise ctx.err(layer, "the per-class accuracy top is not supported")
+    ctx.add(layer, "accuracy", {"top_k": int(p.top_k), "axis": int(p.axis)})
 
 
 @LAYERS.register("Euclidean")
@@ -375,12 +379,42 @@ def dry_run(b: GraphBuilder, net: CaffeNet, outputs: list[str]) -> None:
             raise ConversionError(f"{b.source}: {exc}") from None
 
 
-def preprocess_for(net: CaffeNet, mean: np.ndarray | None, rgb: bool) -> dict[str, Any] | None:
-    """Preprocessing spec: D-X-Y's extraction (BGR 0-255, 256 resize, centre crop)."""
+def _transform(prototxt: str | os.PathLike) -> tuple[dict[str, Any], str] | None:
+    """The first data layer's ``transform_param`` (and resize) in either phase."""
+    for phase in ("TRAIN", "TEST"):
+        try:
+            net = load_net(prototxt, None, phase)
+        except ValueError:
+            continue
+        for layer in net.layers:
+            tp = layer.params.get("transform_param")
+            if tp is None:
+                continue
+            out: dict[str, Any] = {"crop_size": int(tp.crop_size),
+                                   "mean_value": [float(v) for v in tp.mean_value],
+                                   "mirror": bool(tp.mirror), "scale": float(tp.scale)}
+            for field in ("reid_data_param", "image_data_param"):
+                rp = layer.params.get(field)
+                if rp is not None and rp.new_height and rp.new_width:
+                    out["resize"] = [int(rp.new_height), int(rp.new_width)]
+            return out, layer.name
+    return None
+
+
+def preprocess_for(net: CaffeNet, mean: np.ndarray | None, rgb: bool,
+                   prototxt: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """Preprocessing spec: D-X-Y's extraction (BGR 0-255, 256 resize, centre crop), with the
+    crop and mean of the prototxt's ``transform_param`` when a data layer has one."""
     from porting.preprocess import caffe_dxy
 
     data = next((s for s in net.inputs.values() if s and len(s) == 4), None)
     crop = data[2] if data else 224
+    tp = _transform(prototxt) if prototxt is not None else None
+    if tp is not None:
+        if tp[0]["crop_size"]:
+            crop = tp[0]["crop_size"]
+        if mean is None and len(tp[0]["mean_value"]) == 3:
+            mean = np.asarray(tp[0]["mean_value"], dtype=np.float64)
     try:
         spec = caffe_dxy(crop_size=crop).to_dict()
     except ValueError:
@@ -451,7 +485,7 @@ def _main(argv: list[str] | None = None) -> int:
     notes = []
     if args.rgb:
         notes.append(f"--rgb: input channels of {flip_input_channels(b)!r} reversed")
-    spec = preprocess_for(net, mean, args.rgb)
+    spec = preprocess_for(net, mean, args.rgb, args.prototxt)
     var_names = {v for layer in b.layers for v in layer["outputs"]}
     feature = args.feature or next((v for v in ("fc7", "pool5") if v in var_names), None)
     if args.feature and args.feature not in var_names:

@@ -244,6 +244,16 @@ def _class_error(x, a, p, training):
     return [class_error(x[0], x[1] - a.get("label_offset", 0))]
 
 
+@register_op("accuracy")
+def _accuracy(x, a, p, training):
+    """Caffe ``Accuracy``: fraction of items whose label is among the top-k scores."""
+    scores = x[0] if x[0].dim() > 1 else x[0][None]
+    scores = scores.movedim(a.get("axis", 1), -1).reshape(-1, scores.shape[a.get("axis", 1)])
+    label = x[1].reshape(-1).long()
+    top = scores.topk(a.get("top_k", 1), dim=1).indices
+    return [(top == label[:, None]).any(dim=1).to(scores.dtype).mean()]
+
+
 @register_op("topk_error")
 def _topk_error(x, a, p, training):
     logits = x[0] if x[0].dim() == 4 else x[0][:, :, None, None]
