@@ -53,9 +53,15 @@ def assign(b: GraphBuilder, spec: dict[str, Any], names: Callable[[nn.Module], d
         b.notes.append(f"--arch auto: {spec['name']} has tensors the file does not provide: "
                        f"{left[:4]}")
         return None
+    from porting.graph import GraphError
+
     graph = b.module().eval()
-    with torch.no_grad():
-        ok = check(model, graph)
+    try:
+        with torch.no_grad():
+            ok = check(model, graph)
+    except (GraphError, RuntimeError) as exc:
+        b.notes.append(f"--arch auto: could not run the check ({str(exc).splitlines()[0]})")
+        return None
     if not ok:
         b.notes.append(f"--arch auto: the canonical {spec['name']} disagrees with the graph; "
                        "kept the graph only")

@@ -265,6 +265,25 @@ def preprocess_for(model: MCNModel, two_stream: bool) -> dict[str, Any]:
     ).to_dict()
 
 
+def dry_run(b: GraphBuilder, preprocess: dict[str, Any], outputs: list[str]) -> None:
+    """Run the graph once on zeros at the model's input size (labels set to class 1), so a
+    parameter or padding that does not fit is reported now, naming the file and the layer."""
+    import torch
+
+    from porting.graph import GraphError
+
+    loss_ops = {"softmax_loss", "class_error", "topk_error", "accuracy"}
+    labels = {layer["inputs"][1] for layer in b.layers
+              if layer["op"] in loss_ops and len(layer["inputs"]) > 1}
+    h, w = preprocess["input_size"]
+    feeds = {v: torch.ones(1) if v in labels else torch.zeros(1, 3, h, w) for v in b.inputs}
+    try:
+        with torch.no_grad():
+            b.module(outputs).eval()(**feeds)
+    except GraphError as exc:
+        raise ConversionError(f"{b.source}: {exc} (input {h}x{w})") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="convert-matconvnet",
@@ -289,6 +308,7 @@ def _main(argv: list[str] | None = None) -> int:
     b.module(outputs)  # checks every op and parameter reference before writing
     two = is_two_stream(b)
     spec = preprocess_for(model, two)
+    dry_run(b, {"input_size": [224, 224]} if two else spec, outputs)
     names = {v for layer in b.layers for v in layer["outputs"]}
     feature = "pool5" if "pool5" in names else ("fc7" if "fc7" in names else None)
     arch = arch_sd = mapping = None
