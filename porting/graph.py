@@ -324,7 +324,7 @@ class GraphModule(nn.Module):
             raise GraphError(f"unknown variable(s) {missing}; the graph has {len(known)} vars, "
                              f"e.g. {sorted(known)[:8]}")
         keep = set(wanted)
-        needed = self._needed(keep)
+        needed = self.needed(keep)
         for i, layer in enumerate(self.layers):
             if not any(o in needed for o in layer["outputs"]):
                 continue
@@ -350,7 +350,10 @@ class GraphModule(nn.Module):
             return env[wanted[0]]
         return {w: env[w] for w in wanted}
 
-    def _needed(self, wanted: set[str]) -> set[str]:
+    def _needed(self, wanted: set[str]) -> set[str]:  # kept for callers of the old name
+        return self.needed(wanted)
+
+    def needed(self, wanted: set[str]) -> set[str]:
         """Vars that must be computed to produce ``wanted`` (a backward sweep)."""
         needed = set(wanted)
         for layer in reversed(self.layers):

@@ -104,7 +104,7 @@ def feature_map(model: nn.Module, batch: torch.Tensor,
     * :class:`porting.models.SiameseReID`: ``model.features(batch)`` (the shared trunk);
     * a converted :class:`porting.graph.GraphModule`: the variable ``feature_var`` (default
       ``model.checkpoint_meta["feature_var"]``, e.g. ``pool5`` or ``fc7``) with ``batch`` fed
-      to the graph's single input;
+      to the one graph input it depends on (stream 1's ``data`` in a two-stream net);
     * a canonical backbone built with ``num_classes=None``: ``model(batch)``.
     """
     from porting.models import SiameseReID
@@ -113,10 +113,11 @@ def feature_map(model: nn.Module, batch: torch.Tensor,
         return model.features(batch)
     if isinstance(model, GraphModule):
         var = _feature_var(model, feature_var)
-        if len(model.inputs) != 1:
-            raise ValueError(f"the graph has {len(model.inputs)} inputs {model.inputs}; feature "
-                             "extraction feeds one (convert the test/deploy network)")
-        return model(**{model.inputs[0]: batch}, outputs=[var])[var]
+        needed = [v for v in model.inputs if v in model.needed({var})]
+        if len(needed) != 1:
+            raise ValueError(f"{var!r} depends on {len(needed)} graph inputs {needed}; feature "
+                             "extraction feeds one image batch")
+        return model(**{needed[0]: batch}, outputs=[var])[var]
     for head in ("fc1000", "fc8"):
         if getattr(model, head, None) is not None:
             raise ValueError(
