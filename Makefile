@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m porting.demo
+	$(PY) -m porting.demo --fixtures tests/fixtures --out demo_out
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
 test: $(STAMP)
