@@ -26,7 +26,8 @@ def source_names(model: nn.Module, prefix: str = "") -> dict[str, str]:
 def assign(b: GraphBuilder, spec: dict[str, Any], names: Callable[[nn.Module], dict[str, str]],
            check: Callable[[nn.Module, nn.Module], bool]):
     """Build ``spec``, fill it from the graph's parameters by layer name, verify with
-    ``check(model, graph)``; returns ``(spec, state_dict, description)`` or ``None``."""
+    ``check(model, graph)``; returns ``(spec, arch_map, description)`` or ``None``, where
+    ``arch_map`` maps each canonical state_dict key to the graph parameter holding it."""
     try:
         model = build_model(spec).eval()
     except (ValueError, TypeError) as exc:
@@ -34,7 +35,7 @@ def assign(b: GraphBuilder, spec: dict[str, Any], names: Callable[[nn.Module], d
         return None
     by = {layer["name"]: layer for layer in b.layers}
     modules = dict(model.named_modules())
-    assigned: set[str] = set()
+    assigned: dict[str, str] = {}
     with torch.no_grad():
         for path, lname in names(model).items():
             if lname not in by:
@@ -46,16 +47,16 @@ def assign(b: GraphBuilder, spec: dict[str, Any], names: Callable[[nn.Module], d
                     b.notes.append(f"--arch auto: {lname}.{slot} does not fit {spec['name']}")
                     return None
                 target.copy_(src.reshape(target.shape))
-                assigned.add(f"{path}.{slot}")
+                assigned[f"{path}.{slot}"] = key
     state = model.state_dict()
-    left = sorted(set(state) - assigned)
+    left = sorted(set(state) - set(assigned))
     if left:
         b.notes.append(f"--arch auto: {spec['name']} has tensors the file does not provide: "
                        f"{left[:4]}")
         return None
     from porting.graph import GraphError
 
-    graph = b.module().eval()
+    graph = b.module(fast=True).eval()
     try:
         with torch.no_grad():
             ok = check(model, graph)
@@ -68,7 +69,7 @@ def assign(b: GraphBuilder, spec: dict[str, Any], names: Callable[[nn.Module], d
         return None
     sem = spec.get("kwargs", {}).get("semantics") or spec.get("trunk", {}).get(
         "kwargs", {}).get("semantics")
-    return spec, state, f"porting.models {spec['name']} ({sem} semantics), verified on a " \
+    return spec, assigned, f"porting.models {spec['name']} ({sem} semantics), verified on a " \
                         "random input"
 
 

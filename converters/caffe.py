@@ -369,7 +369,7 @@ def dry_run(b: GraphBuilder, net: CaffeNet, outputs: list[str]) -> None:
     shapes = {k: v for k, v in net.inputs.items() if v}
     if set(shapes) != set(b.inputs):
         return
-    module = b.module(outputs).eval()
+    module = b.module(outputs, fast=True).eval()
     feeds = {k: torch.zeros((1,) + tuple(v[1:]) if len(v) > 1 else (1,)) for k, v in
              shapes.items()}
     with torch.no_grad():
@@ -476,7 +476,6 @@ def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     b, net = convert(args.prototxt, args.caffemodel, args.phase, args.conv)
     outputs = graph_outputs(b)
-    dry_run(b, net, outputs)
     mean = None
     if args.mean:
         mean = read_mean_binaryproto(args.mean).transpose(1, 2, 0)
@@ -490,18 +489,20 @@ def _main(argv: list[str] | None = None) -> int:
     feature = args.feature or next((v for v in ("fc7", "pool5") if v in var_names), None)
     if args.feature and args.feature not in var_names:
         raise ConversionError(f"{args.prototxt}: --feature {args.feature!r} is not a blob")
-    arch = arch_sd = None
+    arch = arch_map = None
     mapping = None
     if args.arch == "auto":
         from .caffe_arch import map_to_canonical
 
         found = map_to_canonical(b, net)
         if found is not None:
-            arch, arch_sd, mapping = found
+            arch, arch_map, mapping = found
+    if mapping is None:  # the --arch check already ran the whole network otherwise
+        dry_run(b, net, outputs)
     out = args.output or str(Path(args.caffemodel).with_suffix(".pth"))
     b.notes.extend(notes)
     write_checkpoint(out, b, source_path=args.caffemodel, outputs=outputs, preprocess=spec,
-                     recipe="caffe-dxy", arch=arch, arch_state_dict=arch_sd,
+                     recipe="caffe-dxy", arch=arch, arch_map=arch_map,
                      meta={"feature_var": feature, "phase": args.phase, "net_name": net.name,
                            "prototxt": Path(args.prototxt).name})
     if not args.quiet:

@@ -213,8 +213,11 @@ def upgrade_v1(net: Message, source: str = "<NetParameter>") -> Message:
     deprecated data-layer transformation fields -> ``transform_param``), and legacy
     ``input``/``input_dim``/``input_shape`` headers become an ``Input`` layer named
     "input" placed first. Blobs are copied unchanged, so V1 blobs keep their 4-D dims.
-    ``source`` names the file in error messages.
+    ``source`` names the file in error messages. A net already in the current format is
+    returned as is (no copy: a caffemodel's blobs are most of its size).
     """
+    if not len(net.layers) and not len(net.input):
+        return net
     out = cp.NetParameter()
     out.CopyFrom(net)
     if len(net.layers):

@@ -59,16 +59,22 @@ class GraphBuilder:
     inputs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def has(self, key: str) -> bool:
+        return key in self.params
+
     def param(self, key: str, value: np.ndarray | torch.Tensor, layer: str) -> str:
-        """Register a parameter under ``key``; a second registration must be the same array."""
-        t = torch.as_tensor(np.ascontiguousarray(value) if isinstance(value, np.ndarray)
-                            else value).to(torch.float32)
+        """Register a parameter under ``key``. Both sources keep ONE value per name (the
+        readers resolve sharing), so a later layer naming the same key reuses that tensor;
+        only its shape is checked."""
         if key in self.params:
-            if self.params[key].shape != t.shape or not torch.equal(self.params[key], t):
+            if tuple(self.params[key].shape) != tuple(np.shape(value)):
                 raise ConversionError(f"{self.source}: layer {layer!r}: parameter {key!r} is "
-                                      "shared by name but its values differ")
+                                      f"shared by name but has shape {tuple(np.shape(value))} "
+                                      f"here and {tuple(self.params[key].shape)} before")
         else:
-            self.params[key] = t
+            self.params[key] = torch.as_tensor(
+                np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value
+            ).to(torch.float32)
         self.param_users[key] += 1
         return key
 
@@ -85,9 +91,16 @@ class GraphBuilder:
     def shared_params(self) -> dict[str, int]:
         return {k: n for k, n in self.param_users.items() if n > 1}
 
-    def module(self, outputs: list[str] | None = None) -> GraphModule:
+    def module(self, outputs: list[str] | None = None, fast: bool = False) -> GraphModule:
+        """A module over the builder's tensors (shared, not copied) for checks; ``fast`` uses
+        PyTorch's native convolution (same maths) instead of Caffe's im2col arithmetic."""
+        graph = self.graph(outputs)
+        if fast:
+            graph = dict(graph, layers=[
+                dict(layer, attrs={**layer["attrs"], "algorithm": "native"})
+                if layer["op"] == "conv" else layer for layer in graph["layers"]])
         try:
-            return GraphModule(self.graph(outputs), self.params)
+            return GraphModule(graph, self.params)
         except GraphError as exc:
             raise ConversionError(f"{self.source}: {exc}") from None
 
@@ -95,7 +108,7 @@ class GraphBuilder:
 def write_checkpoint(path: str | Path, builder: GraphBuilder, *, source_path: str | Path,
                      outputs: list[str], preprocess: dict[str, Any] | None,
                      recipe: str | None, meta: dict[str, Any], arch: dict[str, Any] | None = None,
-                     arch_state_dict: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+                     arch_map: dict[str, str] | None = None) -> dict[str, Any]:
     """Assemble and atomically save a converted checkpoint; returns it."""
     state = {f"params.{k}": v for k, v in builder.params.items()}
     ckpt = make_checkpoint(
@@ -105,9 +118,10 @@ def write_checkpoint(path: str | Path, builder: GraphBuilder, *, source_path: st
         converter={"name": f"convert-{builder.framework}", "version": CONVERTER_VERSION},
         meta=meta,
     )
-    if arch_state_dict is not None:
-        ckpt["arch_state_dict"] = {k: v.detach().cpu().contiguous()
-                                   for k, v in arch_state_dict.items()}
+    if arch_map is not None:
+        # The canonical model's tensors are the graph's parameters (maybe reshaped): store
+        # which is which rather than the weights twice.
+        ckpt["arch_map"] = {k: f"params.{v}" for k, v in arch_map.items()}
     save_checkpoint(path, ckpt)
     return ckpt
 

@@ -279,7 +279,7 @@ def dry_run(b: GraphBuilder, preprocess: dict[str, Any], outputs: list[str]) -> 
     feeds = {v: torch.ones(1) if v in labels else torch.zeros(1, 3, h, w) for v in b.inputs}
     try:
         with torch.no_grad():
-            b.module(outputs).eval()(**feeds)
+            b.module(outputs, fast=True).eval()(**feeds)
     except GraphError as exc:
         raise ConversionError(f"{b.source}: {exc} (input {h}x{w})") from None
 
@@ -308,16 +308,17 @@ def _main(argv: list[str] | None = None) -> int:
     b.module(outputs)  # checks every op and parameter reference before writing
     two = is_two_stream(b)
     spec = preprocess_for(model, two)
-    dry_run(b, {"input_size": [224, 224]} if two else spec, outputs)
     names = {v for layer in b.layers for v in layer["outputs"]}
     feature = "pool5" if "pool5" in names else ("fc7" if "fc7" in names else None)
-    arch = arch_sd = mapping = None
+    arch = arch_map = mapping = None
     if args.arch == "auto":
         from .matconvnet_arch import map_to_canonical
 
         found = map_to_canonical(b, spec)
         if found is not None:
-            arch, arch_sd, mapping = found
+            arch, arch_map, mapping = found
+    if mapping is None:  # the --arch check already ran the whole network otherwise
+        dry_run(b, {"input_size": [224, 224]} if two else spec, outputs)
     out = args.output or str(Path(args.model).with_suffix(".pth"))
     if model.stats_summary:
         last = {split: rows[-1] for split, rows in model.stats_summary.items() if rows}
@@ -327,7 +328,7 @@ def _main(argv: list[str] | None = None) -> int:
                            for s, row in last.items()))
     write_checkpoint(
         out, b, source_path=args.model, outputs=outputs, preprocess=spec,
-        recipe="market-matconvnet" if two else "pool5-l2", arch=arch, arch_state_dict=arch_sd,
+        recipe="market-matconvnet" if two else "pool5-l2", arch=arch, arch_map=arch_map,
         meta={"feature_var": feature, "layout": model.layout, "mat_version": model.mat_version,
               "stats": model.stats_summary, "two_stream": two,
               "loss_weights": {"objective": 0.5, "objective_2": 0.5, "objective_final": 1.0}

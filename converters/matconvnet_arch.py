@@ -61,7 +61,7 @@ def map_to_canonical(b: GraphBuilder, preprocess: dict[str, Any]):
         return None
     size = (224, 224) if spec["name"] == "siamese" else tuple(preprocess["input_size"])
     gen = torch.Generator().manual_seed(0)
-    x1, x2 = (torch.randn((1, 3) + size, generator=gen) * 50 for _ in range(2))
+    x1 = torch.randn((1, 3) + size, generator=gen) * 50
     data = b.inputs[0]
 
     if spec["name"] == "siamese":
@@ -73,17 +73,19 @@ def map_to_canonical(b: GraphBuilder, preprocess: dict[str, Any]):
             return out
 
         by = _by(b)
-        pred, pred2 = by[ident]["outputs"][0], by.get(ident + "_2", {}).get("outputs", [None])[0]
-        dist = by["fc9"]["outputs"][0]
-        data2 = next((v for v in b.inputs if v == data + "_2"), None)
-        if data2 is None or pred2 is None:
-            return None
+        pred, dist = by[ident]["outputs"][0], by["fc9"]["outputs"][0]
+
+        feat, feat2 = by["Square"]["inputs"]
 
         def check(model, graph) -> bool:
-            ours = model(x1, x2)
-            ref = graph(**{data: x1, data2: x2}, outputs=[pred, pred2, dist])
-            return (close(ours.prediction, ref[pred]) and close(ours.prediction_2, ref[pred2])
-                    and close(ours.dist_prediction, ref[dist]))
+            # Stream 2 uses the very same parameter tensors, so one stream through the trunk
+            # and the verification head on given features check the whole mapping.
+            f1 = model.features(x1)
+            ref = graph(**{data: x1}, outputs=[feat, pred])
+            f2 = torch.randn(f1.shape, generator=gen)
+            head = graph(**{feat: f1, feat2: f2}, outputs=[dist])[dist]
+            return (close(f1, ref[feat]) and close(model.fc751(f1), ref[pred])
+                    and close(model.fc9(model.square(f1, f2)), head))
     else:
         last = {"resnet50": "fc1000", "caffenet": "fc8", "vgg16": "fc8"}[spec["name"]]
         if spec["kwargs"]["num_classes"] is None:

@@ -277,7 +277,7 @@ class GraphModule(nn.Module):
         stats = {layer["params"][slot] for layer in self.layers
                  for slot in layer.get("params", {}) if (layer["op"], slot) in STAT_SLOTS}
         for key, value in params.items():
-            self.params[key] = nn.Parameter(value.clone(), requires_grad=key not in stats)
+            self.params[key] = nn.Parameter(value, requires_grad=key not in stats)
         for layer in self.layers:
             if layer["op"] not in OPS:
                 raise GraphError(f"layer {layer['name']!r} ({layer['type']}): no op "
@@ -310,7 +310,8 @@ class GraphModule(nn.Module):
         outputs: Iterable[str] | None = None,
         **kwargs: torch.Tensor,
     ) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Inputs by position (``graph["inputs"]`` order) or by var name.
+        """Inputs by position (``graph["inputs"]`` order) or by var name; any var may be
+        fed by name (e.g. ``pool5=...``), and what would produce it is then skipped.
 
         Without ``outputs`` it returns the graph's single default output (or a dict if it has
         several); with ``outputs`` a dict of exactly those vars.
@@ -324,9 +325,9 @@ class GraphModule(nn.Module):
             raise GraphError(f"unknown variable(s) {missing}; the graph has {len(known)} vars, "
                              f"e.g. {sorted(known)[:8]}")
         keep = set(wanted)
-        needed = self.needed(keep)
+        needed = self.needed(keep, given=set(env))
         for i, layer in enumerate(self.layers):
-            if not any(o in needed for o in layer["outputs"]):
+            if not any(o in needed and o not in env for o in layer["outputs"]):
                 continue
             try:
                 xs = [env[v] for v in layer["inputs"]]
@@ -353,10 +354,11 @@ class GraphModule(nn.Module):
     def _needed(self, wanted: set[str]) -> set[str]:  # kept for callers of the old name
         return self.needed(wanted)
 
-    def needed(self, wanted: set[str]) -> set[str]:
-        """Vars that must be computed to produce ``wanted`` (a backward sweep)."""
+    def needed(self, wanted: set[str], given: set[str] = frozenset()) -> set[str]:
+        """Vars that must be computed to produce ``wanted`` (a backward sweep); vars in
+        ``given`` are fed by the caller, so what produces them is not needed."""
         needed = set(wanted)
         for layer in reversed(self.layers):
-            if any(o in needed for o in layer["outputs"]):
+            if any(o in needed and o not in given for o in layer["outputs"]):
                 needed.update(layer["inputs"])
         return needed

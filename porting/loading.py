@@ -36,7 +36,16 @@ def model_from_checkpoint(ckpt: dict[str, Any], canonical: bool | None = None) -
             raise CheckpointError("the checkpoint holds a graph that was not mapped onto a "
                                   "canonical architecture (convert with --arch auto)")
         model = build_model(arch)
-        arch_sd = ckpt.get("arch_state_dict", sd) if graph is not None else sd
+        if "arch_map" in ckpt:  # a converted graph mapped onto the canonical class
+            shapes = {k: v.shape for k, v in model.state_dict().items()}
+            try:
+                arch_sd = {k: sd[v].reshape(shapes[k]) for k, v in ckpt["arch_map"].items()
+                           if k in shapes}
+            except (KeyError, RuntimeError) as exc:
+                name = arch.get("name")
+                raise CheckpointError(f"arch_map does not fit {name!r}: {exc}") from None
+        else:
+            arch_sd = sd
         missing, unexpected = model.load_state_dict(arch_sd, strict=False)
         if missing or unexpected:
             raise CheckpointError(f"state_dict does not fit {arch.get('name')!r}: missing "
