@@ -308,6 +308,8 @@ def _main(argv: list[str] | None = None) -> int:
     b.module(outputs)  # checks every op and parameter reference before writing
     two = is_two_stream(b)
     spec = preprocess_for(model, two)
+    stats, layout, version = model.stats_summary, model.layout, model.mat_version
+    del model  # the graph holds its own tensors now; release the file's arrays
     names = {v for layer in b.layers for v in layer["outputs"]}
     feature = "pool5" if "pool5" in names else ("fc7" if "fc7" in names else None)
     arch = arch_map = mapping = None
@@ -320,17 +322,17 @@ def _main(argv: list[str] | None = None) -> int:
     if mapping is None:  # the --arch check already ran the whole network otherwise
         dry_run(b, {"input_size": [224, 224]} if two else spec, outputs)
     out = args.output or str(Path(args.model).with_suffix(".pth"))
-    if model.stats_summary:
-        last = {split: rows[-1] for split, rows in model.stats_summary.items() if rows}
-        b.notes.append(f"training stats: {sum(len(r) for r in model.stats_summary.values())} "
+    if stats:
+        last = {split: rows[-1] for split, rows in stats.items() if rows}
+        b.notes.append(f"training stats: {sum(len(r) for r in stats.values())} "
                        f"epoch rows; last: " + "; ".join(
                            f"{s} " + ", ".join(f"{k}={v:.4g}" for k, v in row.items())
                            for s, row in last.items()))
     write_checkpoint(
         out, b, source_path=args.model, outputs=outputs, preprocess=spec,
         recipe="market-matconvnet" if two else "pool5-l2", arch=arch, arch_map=arch_map,
-        meta={"feature_var": feature, "layout": model.layout, "mat_version": model.mat_version,
-              "stats": model.stats_summary, "two_stream": two,
+        meta={"feature_var": feature, "layout": layout, "mat_version": version,
+              "stats": stats, "two_stream": two,
               "loss_weights": {"objective": 0.5, "objective_2": 0.5, "objective_final": 1.0}
               if two else {}})
     if not args.quiet:
