@@ -43,6 +43,17 @@ def _hooks(model: torch.nn.Module, wanted: dict[str, str]) -> dict[str, torch.Te
     return outs
 
 
+def _run_and_check(model: torch.nn.Module, io, wanted: dict[str, str]) -> None:
+    """Run the fixture input; prob and every hooked blob must match Caffe."""
+    outs = _hooks(model, wanted)
+    with torch.no_grad():
+        prob = torch.softmax(model(torch.from_numpy(seeded_input(io, "input/data"))), dim=1)
+    assert rel_err(prob, io["blob/prob"]) <= TOL
+    assert len(outs) >= 4
+    for key, value in outs.items():
+        assert rel_err(value, io[key]) <= TOL, key
+
+
 def _widths(fixture: str, convs: list[str]) -> tuple[tuple[int, ...], int]:
     net = load_net(CAFFE / fixture / "deploy.prototxt", CAFFE / fixture / "weights.caffemodel")
     out = {layer.name: layer.blobs[0].shape[0] for layer in net.layers if layer.blobs}
@@ -73,13 +84,7 @@ def test_caffenet_vgg16_blobs(npz: str, cls) -> None:
                 if name.startswith(prefix) and name[len(prefix):].replace("_", "").isdigit():
                     layer = r + name[len(prefix):]
             wanted[layer if layer in dict(model.named_modules()) else name] = key
-    outs = _hooks(model, wanted)
-    with torch.no_grad():
-        prob = torch.softmax(model(torch.from_numpy(seeded_input(io, "input/data"))), dim=1)
-    assert rel_err(prob, io["blob/prob"]) <= TOL
-    assert len(outs) >= 4
-    for key, value in outs.items():
-        assert rel_err(value, io[key]) <= TOL, key
+    _run_and_check(model, io, wanted)
 
 
 @pytest.mark.parametrize("npz,kw", [("caffe_resnet50.npz", {}),
@@ -91,10 +96,4 @@ def test_resnet50_blocks(npz: str, kw) -> None:
     _load(model, "resnet50_narrow", model.caffe_layer_names())
     wanted = {f"{b}": f"blob/{b}" for b in model.blocks if f"blob/{b}" in io.files}
     wanted.update({"pool1": "blob/pool1", "pool5": "blob/pool5", "fc1000": "blob/fc1000"})
-    outs = _hooks(model, {k: v for k, v in wanted.items() if v in io.files})
-    with torch.no_grad():
-        prob = torch.softmax(model(torch.from_numpy(seeded_input(io, "input/data"))), dim=1)
-    assert rel_err(prob, io["blob/prob"]) <= TOL
-    assert len(outs) >= 4
-    for key, value in outs.items():
-        assert rel_err(value, io[key]) <= TOL, key
+    _run_and_check(model, io, {k: v for k, v in wanted.items() if v in io.files})
