@@ -258,7 +258,8 @@ class Preprocess:
       and stored as single (CUHK03: ``single(imresize(u8,[256 256]))`` then
       ``imresize(.,[224 224])``), crop must be ``"none"``;
     * ``"caffe-bilinear"``: ``caffe.io.resize_image`` on the [0, 1] float image;
-    * ``"pil-bilinear"``: Pillow bilinear on uint8; ``"none"``: no resize.
+    * ``"pil-bilinear"``: Pillow bilinear on uint8; ``"none"``: no resize (with
+      ``crop="none"`` the image keeps its own size, e.g. full-size Oxford5k retrieval).
 
     ``crop``: ``"center"`` (Caffe offsets) or ``"none"``. ``mean``: 3-vector or
     HxWx3 image in the network's colour order and value range; ``mean_resize``
@@ -411,6 +412,8 @@ class Preprocess:
     def _crop(self, img: np.ndarray) -> np.ndarray:
         if self.crop == "center":
             return center_crop(img, self.input_size)
+        if self.resize_method == "none":
+            return img  # no resize and no crop: the net takes the image at its own size
         if img.shape[:2] != self.input_size:
             raise ValueError(
                 f"image is {img.shape[0]}x{img.shape[1]} after resizing but input_size is "

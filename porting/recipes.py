@@ -22,6 +22,7 @@ class Recipe:
     flip: bool  # add the descriptor of the horizontally flipped input
     l2: bool  # final L2 normalisation
     source: str
+    pool: str = "sum"  # how positions are combined: "sum" or "max" (MAC)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -49,6 +50,15 @@ RECIPES: dict[str, Recipe] = {
             l2=True,
             source="D-X-Y caffe-reid extract_feature.py: fc7 (CaffeNet/VGG16) or pool5 "
             "(ResNet-50) of the centre crop; L2 here so squared Euclidean ranks as cosine",
+        ),
+        Recipe(
+            "mac",
+            position_l2=False,
+            flip=False,
+            l2=True,
+            pool="max",
+            source="paper §4.3 (Oxford5k): the last convolutional map of the full-size image, "
+            "global max (MAC) instead of the last pooling, L2",
         ),
         Recipe(
             "pool5-l2",
@@ -82,4 +92,6 @@ def pool_positions(fmap: torch.Tensor, recipe: Recipe) -> torch.Tensor:
         if fmap.shape[1] > 2048:
             raise ValueError("the LRN-as-L2 trick [4096 0 1 0.5] needs at most 2048 channels")
         fmap = _L2_LRN(fmap)
+    if recipe.pool == "max":
+        return fmap.amax(dim=(2, 3))
     return fmap.sum(dim=(2, 3))

@@ -266,9 +266,16 @@ def test_unreadable_inputs_name_the_path(tmp_path: Path) -> None:
         spec(np.zeros((8, 8, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="shape"):
         load_rgb(np.zeros((8, 8, 4), dtype=np.uint8))
-    with pytest.raises(ValueError, match="crop is 'none'"):
-        Preprocess(input_size=(256, 128), resize=None, resize_method="none", crop="none",
-                   mean=(0, 0, 0))(np.zeros((8, 8, 3), np.uint8))
+
+
+
+def test_no_resize_no_crop_keeps_the_image_size() -> None:
+    """Full-size retrieval (Oxford5k): the net takes each image at its own size."""
+    spec = Preprocess(input_size=(256, 128), resize=None, resize_method="none", crop="none",
+                      mean=(1.0, 2.0, 3.0))
+    x = spec(np.full((8, 5, 3), 10, np.uint8))
+    assert tuple(x.shape) == (3, 8, 5)
+    assert x[:, 0, 0].tolist() == [9.0, 8.0, 7.0]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -18,7 +18,9 @@ from .published import targets
 from .report import compare_published, plot_cmc, table, write_json
 from .run import ExtractOptions, extract_split, load_for_validation, score_cuhk03, score_market
 
-DATASETS = ("market1501", "dukemtmc", "cuhk03")
+DATASETS = ("market1501", "dukemtmc", "cuhk03", "oxford5k")
+# The last convolutional map, for MAC on Oxford5k (Caffe blob / MatConvNet var names).
+MAC_VARS = ("conv5_3", "relu5_3", "conv5", "relu5", "res5cx", "res5c")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", choices=DATASETS, default="market1501")
     p.add_argument("--root", required=True,
-                   help="dataset folder (Market-1501 / DukeMTMC-reID layout) or cuhk-03.mat")
+                   help="dataset folder (Market-1501 / DukeMTMC-reID layout; Oxford5k: a folder "
+                   "with gt_files_170407/ and the images in oxbuild_images/ or jpg/) or "
+                   "cuhk-03.mat")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a reid-porting checkpoint")
     src.add_argument("--features", nargs=2, metavar=("QUERY", "GALLERY"),
@@ -50,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--multi-query", action="store_true",
                    help="also the multi-query protocol (extracts gt_bbox)")
     p.add_argument("--camera-pairs", action="store_true", help="camera-pair matrices")
+    p.add_argument("--feature-var", help="graph var used as the feature (default: the "
+                   "checkpoint's; Oxford5k: the last convolutional map)")
     p.add_argument("--cuhk03-split", type=int, default=6)
     p.add_argument("--cuhk03-kind", choices=["detected", "labeled"], default="detected")
     p.add_argument("--seed", type=int, default=0, help="CUHK03 single-shot gallery draws")
@@ -101,7 +107,13 @@ def _main(argv: list[str] | None = None) -> int:
                                "checkpoint_sha256": loaded.sha256 if loaded else None,
                                "units": "mAP/rank in percent; cmc and ap as fractions"}
     curves: dict[str, list[float]] = {}
-    if args.dataset == "cuhk03":
+    if args.dataset == "oxford5k":
+        res = _oxford(args, loaded, opts)
+        ours = {"mAP": res["mAP"]}
+        payload.update(res)
+        comparisons = compare_published(ours, _targets("oxford5k", arch, "full-image MAC", args),
+                                        args.tolerance)
+    elif args.dataset == "cuhk03":
         ours_by_protocol = _cuhk03(args, loaded, opts)
         payload["results"] = ours_by_protocol
         comparisons = []
@@ -174,6 +186,41 @@ def _market(args, loaded, opts: ExtractOptions, rank_size):
         gf = extract_split(loaded, data.gallery, "gallery", opts)
         gt = extract_split(loaded, data.gt_bbox, "gt_bbox", opts) if args.multi_query else None
     return score_market(qf, gf, data, rank_size, args.camera_pairs, gt), data
+
+
+def _oxford(args, loaded, opts: ExtractOptions) -> dict[str, Any]:
+    """Oxford5k: MAC of the full-size database images and query crops (paper §4.3)."""
+    import dataclasses
+
+    from .datasets import load_oxford5k
+    from .extract import extract_features
+    from .run import score_oxford
+
+    root = Path(args.root)
+    images = next((root / d for d in ("oxbuild_images", "jpg", "images") if (root / d).is_dir()),
+                  root / "oxbuild_images")
+    data = load_oxford5k(root / "gt_files_170407", images, skip_bad_images=args.skip_bad_images)
+    if args.features:
+        db, qf = (_load_features(f) for f in reversed(args.features))
+        return score_oxford(db, qf, data)
+    model = loaded.model
+    var = args.feature_var
+    if var is None and hasattr(model, "var_names"):
+        names = set(model.var_names())
+        var = next((v for v in MAC_VARS if v in names), None)
+        if var is None:
+            raise ValueError(f"{args.checkpoint}: no last convolutional map among {MAC_VARS}; "
+                             "give --feature-var")
+    # Full-size images, no crop: only the colour order and the mean of the checkpoint apply.
+    pre = dataclasses.replace(loaded.preprocess, resize=None, resize_method="none",
+                              crop="none")
+    recipe = args.recipe or "mac"
+    common = {"batch_size": 1, "num_workers": opts.num_workers, "device": opts.device,
+              "amp": opts.amp, "progress": opts.progress, "feature_var": var}
+    db = extract_features(model, list(data.paths), pre, recipe, desc="database", **common)
+    crops = [data.query_crop(q) for q in data.queries]
+    qf = extract_features(model, crops, pre, recipe, desc="queries", **common)
+    return score_oxford(db, qf, data)
 
 
 def _cuhk03(args, loaded, opts: ExtractOptions) -> dict[str, dict[str, float]]:

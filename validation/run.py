@@ -130,6 +130,18 @@ def score_cuhk03(f1: torch.Tensor, f2: torch.Tensor, label1: np.ndarray, label2:
     return out
 
 
+def score_oxford(db: torch.Tensor, queries: torch.Tensor, data) -> dict[str, Any]:
+    """``compute_ap.cpp`` per query on the database ranked by descending cosine (stable)."""
+    order = torch.argsort(-(queries @ db.T), dim=1, stable=True).numpy()
+    aps = []
+    for q, row in zip(data.queries, order, strict=True):
+        ranked = [data.images[i] for i in row]
+        aps.append(metrics.oxford_ap(ranked, q.good, q.ok, q.junk))
+    printed = [metrics.format_cout_float(a) for a in aps]
+    return {"mAP": _pct(metrics.oxford_map(aps)), "ap": aps, "printed": printed,
+            "queries": [q.name for q in data.queries]}
+
+
 def timed(fn, *args, **kwargs):
     t = time.perf_counter()
     out = fn(*args, **kwargs)
