@@ -14,6 +14,7 @@ Caffe's ``ParamSpec`` sharing are represented.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -84,10 +85,12 @@ def _linear(x, a, p, training):
 
 
 def _module_op(factory: Callable[[dict[str, Any]], nn.Module]) -> OpFn:
-    cache: dict[int, nn.Module] = {}
+    # Keyed by the attributes' values: keying by id() would hand a freed graph's module to a
+    # new attrs dict that happens to reuse the address.
+    cache: dict[str, nn.Module] = {}
 
     def run(x, a, p, training):
-        key = id(a)
+        key = json.dumps(a, sort_keys=True)
         if key not in cache:
             cache[key] = factory(a)
         return [cache[key](x[0])]

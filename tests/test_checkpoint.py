@@ -112,3 +112,20 @@ def test_graph_errors_name_the_layer() -> None:
     g = GraphModule(graph, params)
     with pytest.raises(GraphError, match="c1.*dagnn.Conv.*channels"):
         g(torch.randn(1, 5, 5, 5), torch.randn(1, 3, 5, 5))
+
+
+def test_graph_layers_never_reuse_another_graphs_module() -> None:
+    """Rebuilding graphs whose pooling differs must never pick up a freed graph's layer."""
+    import gc
+
+    x = torch.randn(1, 1, 12, 12)
+    for i in range(30):
+        k = 2 + i % 3
+        layer = {"name": "p", "type": "Pooling", "op": "caffe_pool", "inputs": ["x"],
+                 "outputs": ["y"], "attrs": {"method": "max", "kernel": [k, k],
+                                             "stride": [k, k]}, "params": {}}
+        g = GraphModule({"framework": "caffe", "inputs": ["x"], "outputs": ["y"],
+                         "layers": [layer]}, {})
+        assert g(x).shape[-1] == -(-(12 - k) // k) + 1
+        del g, layer
+        gc.collect()
