@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import common
 from .caffe_reader import CaffeLayer, CaffeNet, load_net, read_mean_binaryproto
 from .common import (
     ConversionError,
@@ -364,19 +365,11 @@ def graph_outputs(b: GraphBuilder) -> list[str]:
 
 
 def dry_run(b: GraphBuilder, net: CaffeNet, outputs: list[str]) -> None:
-    """Run the graph once on zeros of the declared input shapes: a blob whose shape does not
-    fit the next layer is reported now, naming the layer, not when the user first runs it."""
+    """Run the graph on zeros of the declared input shapes (when all are declared)."""
     shapes = {k: v for k, v in net.inputs.items() if v}
-    if set(shapes) != set(b.inputs):
-        return
-    module = b.module(outputs, fast=True).eval()
-    feeds = {k: torch.zeros((1,) + tuple(v[1:]) if len(v) > 1 else (1,)) for k, v in
-             shapes.items()}
-    with torch.no_grad():
-        try:
-            module(**feeds)
-        except ValueError as exc:
-            raise ConversionError(f"{b.source}: {exc}") from None
+    if set(shapes) == set(b.inputs):
+        common.dry_run(b, {k: torch.zeros((1,) + tuple(v[1:]) if len(v) > 1 else (1,))
+                           for k, v in shapes.items()}, outputs)
 
 
 def _transform(prototxt: str | os.PathLike) -> tuple[dict[str, Any], str] | None:

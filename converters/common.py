@@ -105,6 +105,17 @@ class GraphBuilder:
             raise ConversionError(f"{self.source}: {exc}") from None
 
 
+def dry_run(b: GraphBuilder, feeds: dict[str, torch.Tensor], outputs: list[str],
+            where: str = "") -> None:
+    """Run the graph once on ``feeds`` so that a parameter, padding or blob shape that does
+    not fit is reported at conversion time, naming the file and the layer."""
+    try:
+        with torch.no_grad():
+            b.module(outputs, fast=True).eval()(**feeds)
+    except GraphError as exc:
+        raise ConversionError(f"{b.source}: {exc}{where}") from None
+
+
 def write_checkpoint(path: str | Path, builder: GraphBuilder, *, source_path: str | Path,
                      outputs: list[str], preprocess: dict[str, Any] | None,
                      recipe: str | None, meta: dict[str, Any], arch: dict[str, Any] | None = None,

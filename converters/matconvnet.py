@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import common
 from .common import (
     ConversionError,
     GraphBuilder,
@@ -266,22 +267,15 @@ def preprocess_for(model: MCNModel, two_stream: bool) -> dict[str, Any]:
 
 
 def dry_run(b: GraphBuilder, preprocess: dict[str, Any], outputs: list[str]) -> None:
-    """Run the graph once on zeros at the model's input size (labels set to class 1), so a
-    parameter or padding that does not fit is reported now, naming the file and the layer."""
+    """Run the graph on zeros at the model's input size (labels set to class 1)."""
     import torch
-
-    from porting.graph import GraphError
 
     loss_ops = {"softmax_loss", "class_error", "topk_error", "accuracy"}
     labels = {layer["inputs"][1] for layer in b.layers
               if layer["op"] in loss_ops and len(layer["inputs"]) > 1}
     h, w = preprocess["input_size"]
     feeds = {v: torch.ones(1) if v in labels else torch.zeros(1, 3, h, w) for v in b.inputs}
-    try:
-        with torch.no_grad():
-            b.module(outputs, fast=True).eval()(**feeds)
-    except GraphError as exc:
-        raise ConversionError(f"{b.source}: {exc} (input {h}x{w})") from None
+    common.dry_run(b, feeds, outputs, f" (input {h}x{w})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -354,9 +354,6 @@ class GraphModule(nn.Module):
             return env[wanted[0]]
         return {w: env[w] for w in wanted}
 
-    def _needed(self, wanted: set[str]) -> set[str]:  # kept for callers of the old name
-        return self.needed(wanted)
-
     def needed(self, wanted: set[str], given: set[str] = frozenset()) -> set[str]:
         """Vars that must be computed to produce ``wanted`` (a backward sweep); vars in
         ``given`` are fed by the caller, so what produces them is not needed."""

@@ -375,7 +375,7 @@ class _Codes:
         fits = both.size == 0 or (both.min() >= -(2**31) and both.max() < 2**31)
         dtype = torch.int32 if fits else torch.int64
         self.q_pids, self.q_codes, self.g_codes = (
-            torch.from_numpy(c).to(device, dtype) for c in codes
+            _tensor(c, dtype, device) for c in codes
         )
 
     def market_masks(self, idx: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:

@@ -84,8 +84,7 @@ def score_market(qf: torch.Tensor, gf: torch.Tensor, data: ReIDDataset,
                  gt_features: torch.Tensor | None = None) -> MarketResult:
     """The official single-query protocol (+ multi-query and camera pairs when asked)."""
     q, g = data.query, data.gallery
-    # A dataset's label arrays are read-only; torch wants writable ones.
-    qp, qc, gp, gc = (np.array(a) for a in (q.pids, q.camids, g.pids, g.camids))
+    qp, qc, gp, gc = q.pids, q.camids, g.pids, g.camids
     if rank_size is not None and rank_size >= len(gp):
         rank_size = None  # keeping the top n >= gallery size keeps every entry
     res = metrics.evaluate_market_features(qf, gf, qp, gp, qc, gc, rank_size)
