@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,34 +50,61 @@ class Registry:
 
 @dataclass
 class GraphBuilder:
-    """Accumulates graph layers and ONE parameter table (a shared name -> one tensor)."""
+    """Accumulates graph layers and ONE parameter table (a shared name -> one tensor).
+
+    A float32 C-contiguous array becomes a tensor over the same memory (no copy). Any other
+    array (MatConvNet's column-major k x k filters, doubles, ...) waits until ``params`` is
+    first read and is then copied, with all the others, into ONE new buffer: a single large
+    allocation fills much faster than hundreds of small ones.
+    """
 
     framework: str
     source: str
     layers: list[dict[str, Any]] = field(default_factory=list)
-    params: dict[str, torch.Tensor] = field(default_factory=dict)
     param_users: Counter = field(default_factory=Counter)
     inputs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    _params: dict[str, torch.Tensor | None] = field(default_factory=dict, repr=False)
+    _pending: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """Parameter key -> float32 tensor, in registration order."""
+        if self._pending:
+            self._pack()
+        return self._params  # type: ignore[return-value]
 
     def has(self, key: str) -> bool:
-        return key in self.params
+        return key in self._params
 
     def param(self, key: str, value: np.ndarray | torch.Tensor, layer: str) -> str:
         """Register a parameter under ``key``. Both sources keep ONE value per name (the
         readers resolve sharing), so a later layer naming the same key reuses that tensor;
         only its shape is checked."""
-        if key in self.params:
-            if tuple(self.params[key].shape) != tuple(np.shape(value)):
+        if key in self._params:
+            known = self._pending.get(key)
+            before = tuple((known if known is not None else self._params[key]).shape)
+            if before != tuple(np.shape(value)):
                 raise ConversionError(f"{self.source}: layer {layer!r}: parameter {key!r} is "
                                       f"shared by name but has shape {tuple(np.shape(value))} "
-                                      f"here and {tuple(self.params[key].shape)} before")
+                                      f"here and {before} before")
+        elif isinstance(value, np.ndarray) and not _viewable(value):
+            self._params[key] = None
+            self._pending[key] = value
         else:
-            self.params[key] = torch.as_tensor(
-                np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value
-            ).to(torch.float32)
+            self._params[key] = torch.as_tensor(value).to(torch.float32)
         self.param_users[key] += 1
         return key
+
+    def _pack(self) -> None:
+        buffer = np.empty(sum(v.size for v in self._pending.values()), dtype=np.float32)
+        start = 0
+        for key, value in self._pending.items():
+            part = buffer[start:start + value.size].reshape(value.shape)
+            np.copyto(part, value, casting="unsafe")
+            self._params[key] = torch.from_numpy(part)
+            start += value.size
+        self._pending.clear()
 
     def add(self, name: str, type_: str, op: str, inputs: list[str], outputs: list[str],
             attrs: dict[str, Any] | None = None, params: dict[str, str] | None = None) -> None:
@@ -105,6 +133,30 @@ class GraphBuilder:
             raise ConversionError(f"{self.source}: {exc}") from None
 
 
+def _viewable(array: np.ndarray) -> bool:
+    """Whether a tensor can share the array's memory as it is."""
+    flags = array.flags
+    return (array.dtype == np.float32 and array.dtype.isnative and flags.c_contiguous
+            and flags.writeable and flags.aligned)
+
+
+def compact(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copy tensors off storages they share with bytes no tensor uses any more (``torch.save``
+    writes whole storages), e.g. a replaced or tied parameter's slice of a reader's buffer."""
+    groups: dict[int, list[str]] = {}
+    for key, t in params.items():
+        groups.setdefault(t.untyped_storage().data_ptr(), []).append(key)
+    out = dict(params)
+    for keys in groups.values():
+        tensors = [params[k] for k in keys]
+        spans = {(t.data_ptr(), t.numel() * t.element_size()) for t in tensors}
+        if sum(n for _, n in spans) < tensors[0].untyped_storage().nbytes():
+            copies: dict[tuple[int, int], torch.Tensor] = {}
+            for key, t in zip(keys, tensors, strict=True):  # same bytes: stay shared
+                out[key] = copies.setdefault((t.data_ptr(), t.numel()), t.clone())
+    return out
+
+
 def dry_run(b: GraphBuilder, feeds: dict[str, torch.Tensor], outputs: list[str],
             where: str = "") -> None:
     """Run the graph once on ``feeds`` so that a parameter, padding or blob shape that does
@@ -116,16 +168,31 @@ def dry_run(b: GraphBuilder, feeds: dict[str, torch.Tensor], outputs: list[str],
         raise ConversionError(f"{b.source}: {exc}{where}") from None
 
 
+_HASHER: ThreadPoolExecutor | None = None
+
+
+def sha256_soon(path: str | Path) -> Future[str]:
+    """Start hashing a file on another thread (hashlib and file reads release the GIL), so
+    that the digest the checkpoint records costs no time after the conversion."""
+    global _HASHER
+    if _HASHER is None:
+        _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+    return _HASHER.submit(sha256_file, path)
+
+
 def write_checkpoint(path: str | Path, builder: GraphBuilder, *, source_path: str | Path,
                      outputs: list[str], preprocess: dict[str, Any] | None,
                      recipe: str | None, meta: dict[str, Any], arch: dict[str, Any] | None = None,
-                     arch_map: dict[str, str] | None = None) -> dict[str, Any]:
-    """Assemble and atomically save a converted checkpoint; returns it."""
-    state = {f"params.{k}": v for k, v in builder.params.items()}
+                     arch_map: dict[str, str] | None = None,
+                     source_sha256: Future[str] | None = None) -> dict[str, Any]:
+    """Assemble and atomically save a converted checkpoint; returns it. ``source_sha256`` is
+    the source file's digest from :func:`sha256_soon` (computed here when not given)."""
+    state = {f"params.{k}": v for k, v in compact(builder.params).items()}
     ckpt = make_checkpoint(
         state, arch=arch, graph=builder.graph(outputs), preprocess=preprocess, recipe=recipe,
         source={"framework": builder.framework, "file": Path(source_path).name,
-                "sha256": sha256_file(source_path)},
+                "sha256": source_sha256.result() if source_sha256 is not None
+                else sha256_file(source_path)},
         converter={"name": f"convert-{builder.framework}", "version": CONVERTER_VERSION},
         meta=meta,
     )

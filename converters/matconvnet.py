@@ -22,6 +22,7 @@ from .common import (
     GraphBuilder,
     Registry,
     run_cli,
+    sha256_soon,
     summary_table,
     write_checkpoint,
 )
@@ -297,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    digest = sha256_soon(args.model)
     b, model = convert(args.model, test_head=not args.no_test_head)
     outputs = default_outputs(b)
     b.module(outputs)  # checks every op and parameter reference before writing
@@ -325,6 +327,7 @@ def _main(argv: list[str] | None = None) -> int:
     write_checkpoint(
         out, b, source_path=args.model, outputs=outputs, preprocess=spec,
         recipe="market-matconvnet" if two else "pool5-l2", arch=arch, arch_map=arch_map,
+        source_sha256=digest,
         meta={"feature_var": feature, "layout": layout, "mat_version": version,
               "stats": stats, "two_stream": two,
               "loss_weights": {"objective": 0.5, "objective_2": 0.5, "objective_final": 1.0}
