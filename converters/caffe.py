@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from . import common
-from .caffe_reader import CaffeLayer, CaffeNet, load_net, read_mean_binaryproto
+from .caffe_reader import CaffeLayer, CaffeNet, load_net, phase_layers, read_mean_binaryproto
 from .common import (
     ConversionError,
     GraphBuilder,
     Registry,
     run_cli,
+    sha256_soon,
     summary_table,
     write_checkpoint,
 )
@@ -372,37 +373,38 @@ def dry_run(b: GraphBuilder, net: CaffeNet, outputs: list[str]) -> None:
                            for k, v in shapes.items()}, outputs)
 
 
-def _transform(prototxt: str | os.PathLike) -> tuple[dict[str, Any], str] | None:
+def _transform(net: CaffeNet) -> tuple[dict[str, Any], str] | None:
     """The first data layer's ``transform_param`` (and resize) in either phase."""
+    if net.definition is None:
+        return None
     for phase in ("TRAIN", "TEST"):
         try:
-            net = load_net(prototxt, None, phase)
+            layers = phase_layers(net.definition, phase)
         except ValueError:
             continue
-        for layer in net.layers:
-            tp = layer.params.get("transform_param")
-            if tp is None:
+        for layer in layers:
+            if not layer.HasField("transform_param"):
                 continue
+            tp = layer.transform_param
             out: dict[str, Any] = {"crop_size": int(tp.crop_size),
                                    "mean_value": [float(v) for v in tp.mean_value],
                                    "mirror": bool(tp.mirror), "scale": float(tp.scale)}
             for field in ("reid_data_param", "image_data_param"):
-                rp = layer.params.get(field)
+                rp = getattr(layer, field) if layer.HasField(field) else None
                 if rp is not None and rp.new_height and rp.new_width:
                     out["resize"] = [int(rp.new_height), int(rp.new_width)]
             return out, layer.name
     return None
 
 
-def preprocess_for(net: CaffeNet, mean: np.ndarray | None, rgb: bool,
-                   prototxt: str | os.PathLike | None = None) -> dict[str, Any] | None:
+def preprocess_for(net: CaffeNet, mean: np.ndarray | None, rgb: bool) -> dict[str, Any] | None:
     """Preprocessing spec: D-X-Y's extraction (BGR 0-255, 256 resize, centre crop), with the
     crop and mean of the prototxt's ``transform_param`` when a data layer has one."""
     from porting.preprocess import caffe_dxy
 
     data = next((s for s in net.inputs.values() if s and len(s) == 4), None)
     crop = data[2] if data else 224
-    tp = _transform(prototxt) if prototxt is not None else None
+    tp = _transform(net)
     if tp is not None:
         if tp[0]["crop_size"]:
             crop = tp[0]["crop_size"]
@@ -467,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    digest = sha256_soon(args.caffemodel)
     b, net = convert(args.prototxt, args.caffemodel, args.phase, args.conv)
     outputs = graph_outputs(b)
     mean = None
@@ -477,7 +480,7 @@ def _main(argv: list[str] | None = None) -> int:
     notes = []
     if args.rgb:
         notes.append(f"--rgb: input channels of {flip_input_channels(b)!r} reversed")
-    spec = preprocess_for(net, mean, args.rgb, args.prototxt)
+    spec = preprocess_for(net, mean, args.rgb)
     var_names = {v for layer in b.layers for v in layer["outputs"]}
     feature = args.feature or next((v for v in ("fc7", "pool5") if v in var_names), None)
     if args.feature and args.feature not in var_names:
@@ -495,7 +498,7 @@ def _main(argv: list[str] | None = None) -> int:
     out = args.output or str(Path(args.caffemodel).with_suffix(".pth"))
     b.notes.extend(notes)
     write_checkpoint(out, b, source_path=args.caffemodel, outputs=outputs, preprocess=spec,
-                     recipe="caffe-dxy", arch=arch, arch_map=arch_map,
+                     recipe="caffe-dxy", arch=arch, arch_map=arch_map, source_sha256=digest,
                      meta={"feature_var": feature, "phase": args.phase, "net_name": net.name,
                            "prototxt": Path(args.prototxt).name})
     if not args.quiet:

@@ -17,11 +17,14 @@ the file and the layer or field.
 
 from __future__ import annotations
 
+import mmap
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import BinaryIO
 
 import numpy as np
 from google.protobuf import text_format
@@ -37,6 +40,7 @@ __all__ = [
     "CaffeNet",
     "blob_to_array",
     "load_net",
+    "phase_layers",
     "read_caffemodel",
     "read_mean_binaryproto",
     "read_prototxt",
@@ -135,16 +139,16 @@ def read_caffemodel(path: PathLike) -> Message:
     Fields the schema does not know are kept as unknown fields.
     """
     name = os.fspath(path)
-    with open(name, "rb") as handle:
-        data = handle.read()
     net = cp.NetParameter()
-    try:
-        net.ParseFromString(data)
-    except DecodeError as exc:
-        hint = " (it looks like a text prototxt)" if _looks_like_text(data) else ""
-        raise CaffeFormatError(
-            f"{name}: not a valid binary Caffe NetParameter{hint}: {exc}"
-        ) from None
+    with open(name, "rb") as handle, _mapped(handle) as data:
+        try:
+            # The runtime copies what it keeps, so the mapping can go once this returns.
+            net.ParseFromString(data)
+        except DecodeError as exc:
+            hint = " (it looks like a text prototxt)" if _looks_like_text(bytes(data[:256])) else ""
+            raise CaffeFormatError(
+                f"{name}: not a valid binary Caffe NetParameter{hint}: {exc}"
+            ) from None
     try:
         names = [layer.name for layer in net.layer] + [layer.name for layer in net.layers]
     except UnicodeDecodeError:
@@ -152,6 +156,23 @@ def read_caffemodel(path: PathLike) -> Message:
     if not names:
         raise CaffeFormatError(f"{name}: caffemodel contains no layers")
     return net
+
+
+@contextmanager
+def _mapped(handle: BinaryIO) -> Iterator[memoryview | bytes]:
+    """The file's bytes, memory-mapped when it can be (a 100 MB caffemodel then costs no
+    copy and no extra memory), else read."""
+    try:
+        mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # empty file, pipe, ...
+        yield handle.read()
+        return
+    view = memoryview(mapping)
+    try:
+        yield view
+    finally:
+        view.release()
+        mapping.close()
 
 
 def read_mean_binaryproto(path: PathLike) -> np.ndarray:
@@ -177,8 +198,8 @@ def read_mean_binaryproto(path: PathLike) -> np.ndarray:
     return array
 
 
-def blob_to_array(blob: Message, where: str = "blob") -> tuple[np.ndarray, bool]:
-    """Convert a ``BlobProto`` to a float32 array and say whether its shape is legacy 4-D.
+def blob_shape(blob: Message, where: str = "blob") -> tuple[tuple[int, ...], bool]:
+    """A ``BlobProto``'s shape and whether it is legacy 4-D, its value count checked.
 
     As in Caffe's ``Blob::FromProto``, the deprecated num/channels/height/width fields
     win over ``shape`` when any of them is present, and ``double_data`` wins over ``data``.
@@ -190,16 +211,27 @@ def blob_to_array(blob: Message, where: str = "blob") -> tuple[np.ndarray, bool]
         shape = tuple(int(d) for d in blob.shape.dim)
     if any(d < 0 for d in shape):
         raise CaffeFormatError(f"{where}: negative dimension in shape {shape}")
-    if len(blob.double_data):
-        values = np.asarray(blob.double_data, dtype=np.float64).astype(np.float32)
-    else:
-        values = np.asarray(blob.data, dtype=np.float32)
+    stored = len(blob.double_data) or len(blob.data)
     count = int(np.prod(shape, dtype=np.int64))
-    if values.size != count:
+    if stored != count:
         raise CaffeFormatError(
-            f"{where}: has {values.size} values but its shape {shape} needs {count}"
+            f"{where}: has {stored} values but its shape {shape} needs {count}"
         )
-    return values.reshape(shape), legacy
+    return shape, legacy
+
+
+def blob_to_array(
+    blob: Message, where: str = "blob", out: np.ndarray | None = None
+) -> tuple[np.ndarray, bool]:
+    """Convert a ``BlobProto`` to a float32 array (written into ``out``, a flat float32 array
+    of the right size, when given) and say whether its shape is legacy 4-D."""
+    shape, legacy = blob_shape(blob, where)
+    values = blob.double_data if len(blob.double_data) else blob.data
+    if out is None:
+        out = np.asarray(values, dtype=np.float32)
+    elif len(values):
+        out[...] = values
+    return out.reshape(shape), legacy
 
 
 # --------------------------------------------------------------------------- upgrade
@@ -367,6 +399,7 @@ class CaffeNet:
     param_owners: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     unused_weights: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    definition: Message | None = field(default=None, repr=False, compare=False)
 
     def layer(self, name: str) -> CaffeLayer:
         """The layer called ``name`` (KeyError if absent)."""
@@ -402,10 +435,7 @@ def load_net(
     net = upgrade_v1(raw, proto_name)
     if not len(net.layer):
         raise CaffeFormatError(f"{proto_name}: prototxt defines no layers")
-    state_stages = (*net.state.stage, *stages)
-    kept = [
-        layer for layer in net.layer if _included(layer, phase, level, state_stages, proto_name)
-    ]
+    kept = phase_layers(net, phase, level=level, stages=stages, where=proto_name)
     _check_layers(kept, proto_name, phase)
 
     blobs: dict[str, list[tuple[np.ndarray, bool]]] = {}
@@ -430,7 +460,17 @@ def load_net(
         param_owners=MappingProxyType(owners),
         unused_weights=unused,
         warnings=tuple(notes),
+        definition=net,
     )
+
+
+def phase_layers(
+    net: Message, phase: str, *, level: int = 0, stages: Iterable[str] = (),
+    where: str = "<NetParameter>",
+) -> list[Message]:
+    """The layers of an upgraded ``NetParameter`` that Caffe's ``FilterNet`` keeps."""
+    state_stages = (*net.state.stage, *stages)
+    return [layer for layer in net.layer if _included(layer, phase, level, state_stages, where)]
 
 
 def _included(layer: Message, phase: str, level: int, stages: Sequence[str], where: str) -> bool:
@@ -515,6 +555,7 @@ def _match_weights(
         spec.name for layer in layers if layer.name in by_name for spec in layer.param if spec.name
     }
     result: dict[str, list[tuple[np.ndarray, bool]]] = {}
+    todo: list[tuple[str, str, Message]] = []
     for layer in layers:
         expected = _expected_blob_count(layer)
         src = by_name.get(layer.name)
@@ -535,9 +576,19 @@ def _match_weights(
             raise CaffeFormatError(
                 f"{where}: has {len(src.blobs)} blobs, the layer needs {expected}"
             )
-        result[layer.name] = [
-            blob_to_array(blob, f"{where} blob {i}") for i, blob in enumerate(src.blobs)
-        ]
+        todo.append((layer.name, where, src))
+    # All blobs go into ONE buffer, sliced per blob: a single large allocation fills much
+    # faster than hundreds of small ones, and each slice still becomes its own tensor.
+    sizes = [[int(np.prod(blob_shape(blob, f"{where} blob {i}")[0], dtype=np.int64))
+              for i, blob in enumerate(src.blobs)] for _, where, src in todo]
+    buffer = np.empty(sum(map(sum, sizes)), dtype=np.float32)
+    start = 0
+    for (name, where, src), counts in zip(todo, sizes, strict=True):
+        result[name] = []
+        for i, (blob, n) in enumerate(zip(src.blobs, counts, strict=True)):
+            result[name].append(
+                blob_to_array(blob, f"{where} blob {i}", buffer[start:start + n]))
+            start += n
     unused = tuple(name for name in by_name if name not in wanted)
     return result, unused, order
 
