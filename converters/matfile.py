@@ -19,6 +19,7 @@ empty cell, so it comes back as an empty :class:`MatCell` (the v7.3 path can tel
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 import warnings
@@ -107,7 +108,7 @@ class MatStruct:
     @property
     def size(self) -> int:
         """Number of elements (``numel``)."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def __len__(self) -> int:
         return self.size
@@ -150,8 +151,8 @@ class MatCell(np.ndarray):
         flat = np.empty(len(items), dtype=object)
         for k, item in enumerate(items):
             flat[k] = item  # element-wise, so that arrays are not broadcast into the cell
-        if flat.size != int(np.prod(shape, dtype=np.int64)):
-            raise ValueError(f"cell of size {shape} needs {int(np.prod(shape))} elements, "
+        if flat.size != math.prod(shape):
+            raise ValueError(f"cell of size {shape} needs {math.prod(shape)} elements, "
                              f"got {flat.size}")
         return flat.reshape(shape, order="F").view(cls)
 
@@ -327,6 +328,11 @@ def _chars_to_python(chars: np.ndarray) -> str | list[str] | np.ndarray:
 
 def _from_scipy(value: Any, path: str | os.PathLike[str], where: str) -> Any:
     """Convert one scipy.io.loadmat value (squeeze_me=False, records) to the representation."""
+    if type(value) is np.ndarray:  # the common cases first (MATLAB objects subclass it)
+        if value.dtype.kind in "biuf":
+            return _native(value)
+        if value.dtype.kind == "U":
+            return _chars_to_python(value)
     from scipy.io.matlab import MatlabFunction, MatlabObject, MatlabOpaque
     from scipy.sparse import issparse
 
