@@ -29,30 +29,36 @@ def assign(b: GraphBuilder, spec: dict[str, Any], names: Callable[[nn.Module], d
     ``check(model, graph)``; returns ``(spec, arch_map, description)`` or ``None``, where
     ``arch_map`` maps each canonical state_dict key to the graph parameter holding it."""
     try:
-        model = build_model(spec).eval()
+        # Every tensor comes from the graph: build without allocating or initialising any,
+        # then hand the module the graph's tensors themselves (no copy).
+        with torch.device("meta"):
+            model = build_model(spec).eval()
     except (ValueError, TypeError) as exc:
         b.notes.append(f"--arch auto: looks like {spec['name']} but cannot build it ({exc})")
         return None
     by = {layer["name"]: layer for layer in b.layers}
     modules = dict(model.named_modules())
     assigned: dict[str, str] = {}
-    with torch.no_grad():
-        for path, lname in names(model).items():
-            if lname not in by:
-                continue
-            for slot, key in by[lname]["params"].items():
-                target = getattr(modules[path], slot, None)
-                src = b.params[key]
-                if not isinstance(target, torch.Tensor) or target.numel() != src.numel():
-                    b.notes.append(f"--arch auto: {lname}.{slot} does not fit {spec['name']}")
-                    return None
-                target.copy_(src.reshape(target.shape))
-                assigned[f"{path}.{slot}"] = key
-    state = model.state_dict()
-    left = sorted(set(state) - set(assigned))
+    tensors: dict[str, torch.Tensor] = {}
+    for path, lname in names(model).items():
+        if lname not in by:
+            continue
+        for slot, key in by[lname]["params"].items():
+            target = getattr(modules[path], slot, None)
+            src = b.params[key]
+            if not isinstance(target, torch.Tensor) or target.numel() != src.numel():
+                b.notes.append(f"--arch auto: {lname}.{slot} does not fit {spec['name']}")
+                return None
+            tensors[f"{path}.{slot}"] = src.reshape(target.shape)
+            assigned[f"{path}.{slot}"] = key
+    left = sorted(set(model.state_dict()) - set(assigned))
     if left:
         b.notes.append(f"--arch auto: {spec['name']} has tensors the file does not provide: "
                        f"{left[:4]}")
+        return None
+    model.load_state_dict(tensors, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        b.notes.append(f"--arch auto: {spec['name']} has tensors outside its state_dict")
         return None
     from porting.graph import GraphError
 

@@ -106,7 +106,8 @@ class MatConvNetBatchNorm(nn.Module):
         self.momentum = momentum
         self.mult = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
-        moments = torch.stack([torch.zeros(num_features), torch.ones(num_features)], dim=1)
+        moments = torch.zeros(num_features, 2)
+        moments[:, 1] = 1.0  # [mean, sigma] = [0, 1]
         self.register_buffer("moments", moments)
 
     def extra_repr(self) -> str:
