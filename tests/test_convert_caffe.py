@@ -186,3 +186,31 @@ def test_siamese_deploy_heads(tmp_path: Path) -> None:
                      outputs=["pool5", "pool5_p2", "fc_v"])
     for k in ("pool5", "pool5_p2", "fc_v"):
         assert rel_err(outs[k], io[f"blob/{k}"]) <= TOL, k
+
+
+def test_preprocessing_from_a_train_only_data_layer(tmp_path: Path) -> None:
+    """The TEST net has no data layer; crop and mean still come from the TRAIN one."""
+    text = (CAFFE / "caffenet_narrow" / "deploy.prototxt").read_text()
+    head, body = text.split("\n", 1)
+    data = ('layer { name: "train_data" type: "ImageData" top: "data" top: "label"\n'
+            '  include { phase: TRAIN }\n'
+            '  transform_param { crop_size: 227 mirror: true mean_value: 1.5 mean_value: 2.5'
+            ' mean_value: 3.5 }\n'
+            '  image_data_param { source: "list.txt" new_height: 256 new_width: 256 } }\n')
+    proto = tmp_path / "with_data.prototxt"
+    proto.write_text(head + "\n" + data + body)
+    out = tmp_path / "m.pth"
+    assert convert_main([str(proto), str(CAFFE / "caffenet_narrow" / "weights.caffemodel"),
+                         "-o", str(out), "-q"]) == 0
+    spec = porting.load(out).preprocess_spec
+    assert spec["mean"] == pytest.approx([1.5, 2.5, 3.5])
+    assert spec["input_size"] == [227, 227]
+
+
+def test_checkpoint_records_the_caffemodel_digest(tmp_path: Path) -> None:
+    from porting.checkpoint import load_checkpoint, sha256_file
+
+    out = _convert(tmp_path, "caffenet_narrow", "caffenet_narrow")
+    source = load_checkpoint(out)["source"]
+    assert source["file"] == "weights.caffemodel"
+    assert source["sha256"] == sha256_file(CAFFE / "caffenet_narrow" / "weights.caffemodel")
