@@ -104,16 +104,17 @@ _NETWORK_VARIABLES = ("layers", "params", "vars", "meta", "normalization", "clas
 def read_matconvnet(path: str | os.PathLike[str]) -> MCNModel:
     """Read a MatConvNet ``.mat`` (v6/v7/v7.3) in any known layout into an :class:`MCNModel`."""
     version = mat_version(path)
-    names = mat_variables(path)
-    if "layers" in names:
-        wanted = [n for n in names if n in _NETWORK_VARIABLES]
-    elif "net" in names:
-        wanted = ["net", "stats"]
-    else:
-        wanted = [n for n in names if n != "state"]
-    variables = load_mat(path, wanted)
-    if wanted == ["net", "stats"] and not _holds_layers(variables.get("net")):
-        variables = load_mat(path, [n for n in names if n != "state"])  # look elsewhere
+    # Ask for the usual variables directly (absent ones are skipped): listing the file first
+    # would inflate every compressed variable's header, ``state`` included, once more.
+    variables = load_mat(path, ["net", "stats", *_NETWORK_VARIABLES])
+    names = None
+    if "layers" in variables:
+        variables = {k: v for k, v in variables.items() if k in _NETWORK_VARIABLES}
+    elif _holds_layers(variables.get("net")):
+        variables = {k: v for k, v in variables.items() if k in ("net", "stats")}
+    else:  # look elsewhere
+        names = mat_variables(path)
+        variables = load_mat(path, [n for n in names if n != "state"])
     return build_model(variables, source_path=os.fspath(path), mat_version=version,
                        all_variables=names)
 
