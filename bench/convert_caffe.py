@@ -13,10 +13,11 @@ scale factor), Scale its gamma/beta. Then, in one run, each step in fresh subpro
 
 * ``parse``     baseline: read the file's bytes + ``NetParameter.FromString(bytes)``;
 * ``load_net``  ``porting.converters.caffe_reader.load_net`` (prototxt + caffemodel parse, V1
-  upgrade, weights matched by name into float32 arrays: the reader alone);
+  upgrade, weights matched by name into one float32 buffer: the reader alone);
 * ``convert``   ``porting.converters.caffe.convert`` (load_net + graph);
 * ``main``      ``convert-caffe deploy.prototxt weights.caffemodel -o OUT -q`` in-process
-  (convert + dry run + ``--arch auto`` mapping and its check + checkpoint write).
+  (convert + the ``--arch auto`` mapping and its check, which also serves as the dry run +
+  checkpoint write).
 
 It prints best-of-N wall times, peak resident memory added per step, the ratios to the
 ``parse`` baseline and issue #4's target (time <= 1.5x). ``--profile`` adds a cProfile of

@@ -19,7 +19,8 @@ subprocesses, interleaved (see ``bench/_common.py``):
 * ``read``         ``porting.converters.matconvnet_model.read_matconvnet`` (the reader alone);
 * ``convert``      ``porting.converters.matconvnet.convert`` (read + graph);
 * ``main``         ``convert-matconvnet FILE -o OUT -q`` in-process (convert + the graph check,
-  the dry run, ``--arch auto`` mapping and its check, checkpoint write).
+  the ``--arch auto`` mapping and its check, which also serves as the dry run, checkpoint
+  write).
 
 It prints best-of-N wall times, the peak resident memory each step adds, the ratios to the
 ``loadmat`` baseline and issue #3's targets: time <= 1.3x, memory added above the loadmat
@@ -211,8 +212,8 @@ def _child(step: str, path: str, out: str | None) -> None:
 # ------------------------------------------------------------------------------ parent
 
 STEPS_FULL = ("loadmat", "loadmat-net", "read", "convert", "main")
-# The uncompressed variant differs only in reading: its main would add the same ~10 s of
-# checks and writing (see README), so it is left out to keep the bench under 3 minutes.
+# The uncompressed variant differs only in reading: its main would add the same checks and
+# writing (see README's phase trace), so it is left out to keep the bench short.
 STEPS_SHORT = ("loadmat", "loadmat-net", "read", "convert")
 
 
