@@ -239,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             for step in ("load_net", "convert", "main")
         ], headers=["vs target", "time / parse", "<= 1.5x", "(peak - parse peak) / file"],
             tablefmt="github"))
+        print("the target is for the conversion (convert: files -> graph and tensors in "
+              "memory); main adds the --arch auto check (two batch-1 forwards) and the "
+              "checkpoint write, shown for reference (bench/README.md has its phase trace)")
         if args.profile:
             print("\ncProfile of one run of main:")
             print(child_profile(script, ["--_step", "main", str(folder), str(out)]))
