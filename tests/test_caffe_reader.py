@@ -546,6 +546,20 @@ def test_flipped_bytes_in_caffemodel(tmp_path: Path) -> None:
         read_caffemodel(path)
 
 
+def test_parsed_caffemodel_does_not_depend_on_the_file(tmp_path: Path) -> None:
+    """The file is memory-mapped for parsing; the message must own its data afterwards."""
+    path = tmp_path / "w.caffemodel"
+    path.write_bytes(weights("caffenet_narrow").read_bytes())
+    net = read_caffemodel(path)
+    names = [layer.name for layer in net.layer]
+    first = np.asarray(net.layer[1].blobs[0].data, dtype=np.float32).copy()
+    path.write_bytes(bytes(path.stat().st_size))  # same size, all zeros
+    path.unlink()
+    assert [layer.name for layer in net.layer] == names
+    np.testing.assert_array_equal(np.asarray(net.layer[1].blobs[0].data, np.float32), first)
+    assert np.abs(first).max() > 0
+
+
 def test_caffemodel_with_no_layers(tmp_path: Path) -> None:
     path = tmp_path / "empty.caffemodel"
     path.write_bytes(b"")
