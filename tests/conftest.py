@@ -42,18 +42,37 @@ def seeded_input(io: np.lib.npyio.NpzFile, name: str, batch: int | None = 1) -> 
     return x
 
 
+def _v1_caffemodel_path() -> Path:
+    import tempfile
+
+    want = (FIXTURES / "caffe" / "caffenet_narrow_v1" / "weights.caffemodel.sha256")
+    digest = want.read_text().strip()
+    return Path(tempfile.gettempdir()) / f"reid-porting-v1-{digest[:16]}" / "weights.caffemodel"
+
+
+V1_CAFFEMODEL = _v1_caffemodel_path()
+
+
+def caffemodel(folder: str) -> Path:
+    """The caffemodel of a Caffe fixture folder (the V1 one is rebuilt outside the tree)."""
+    if folder == "caffenet_narrow_v1":
+        return V1_CAFFEMODEL
+    return FIXTURES / "caffe" / folder / "weights.caffemodel"
+
+
 def _rebuild_v1_caffemodel() -> None:
     """The legacy V1 caffemodel of caffenet_narrow_v1 holds exactly the V2 file's values, so
     the repository keeps it without its blob data (1 KB instead of 3.8 MB): its blobs are
-    refilled from the V2 caffemodel and the result must be byte-identical to the file Caffe
-    wrote (SHA-256 recorded next to it)."""
+    refilled from the V2 caffemodel into a temporary folder (the tests never write into the
+    source tree), and the result must be byte-identical to the file Caffe wrote (SHA-256
+    recorded next to it)."""
     import hashlib
     import os
 
     from porting.converters import caffe_proto as cp
 
     folder = FIXTURES / "caffe" / "caffenet_narrow_v1"
-    target = folder / "weights.caffemodel"
+    target = V1_CAFFEMODEL
     want = (folder / "weights.caffemodel.sha256").read_text().strip()
     if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == want:
         return
@@ -68,6 +87,7 @@ def _rebuild_v1_caffemodel() -> None:
             blob.data.extend(source[layer.name].blobs[i].data)
     data = v1.SerializeToString()
     assert hashlib.sha256(data).hexdigest() == want, "rebuilt V1 caffemodel differs from Caffe's"
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, target)

@@ -23,6 +23,8 @@ from porting.converters.caffe_reader import (
     upgrade_v1,
 )
 
+from conftest import V1_CAFFEMODEL, caffemodel
+
 FIX = Path(__file__).parent / "fixtures" / "caffe"
 V1 = FIX / "caffenet_narrow_v1"
 SIAMESE = FIX / "siamese_resnet50_narrow"
@@ -40,10 +42,6 @@ FIXTURES = {
 }
 
 
-def weights(folder: str) -> Path:
-    return FIX / folder / "weights.caffemodel"
-
-
 def write_text(path: Path, net) -> Path:
     path.write_text(text_format.MessageToString(net))
     return path
@@ -56,12 +54,12 @@ def write_binary(path: Path, net) -> Path:
 
 @pytest.fixture(scope="module")
 def caffenet():
-    return load_net(FIX / "caffenet_narrow" / "deploy.prototxt", weights("caffenet_narrow"))
+    return load_net(FIX / "caffenet_narrow" / "deploy.prototxt", caffemodel("caffenet_narrow"))
 
 
 @pytest.fixture(scope="module")
 def siamese():
-    return load_net(SIAMESE / "deploy.prototxt", weights("siamese_resnet50_narrow"))
+    return load_net(SIAMESE / "deploy.prototxt", caffemodel("siamese_resnet50_narrow"))
 
 
 # --------------------------------------------------------------------------- schema
@@ -141,7 +139,7 @@ def test_schema_defaults_and_enums() -> None:
 def test_fixture_layers_and_blob_shapes_match_caffe(fixture: str) -> None:
     prototxt, weights_folder = FIXTURES[fixture]
     meta = json.loads((FIX / fixture / "meta.json").read_text())
-    net = load_net(FIX / fixture / prototxt, weights(weights_folder))
+    net = load_net(FIX / fixture / prototxt, caffemodel(weights_folder))
     assert [(layer.name, layer.type) for layer in net.layers] == [
         (layer["name"], layer["type"]) for layer in meta["layers"]
     ]
@@ -206,7 +204,7 @@ def test_v1_prototxt_upgrade_equals_caffes_upgrade() -> None:
 
 
 def test_v1_caffemodel_upgrade_equals_caffes_upgrade() -> None:
-    raw = read_caffemodel(V1 / "weights.caffemodel")
+    raw = read_caffemodel(V1_CAFFEMODEL)
     assert len(raw.layers) == 24 and len(raw.layer) == 0
     ours = upgrade_v1(raw)
     digests = json.loads((V1 / "upgraded_by_caffe_weights.sha256.json").read_text())
@@ -228,7 +226,7 @@ def test_v1_caffemodel_upgrade_equals_caffes_upgrade() -> None:
 
 
 def test_v1_net_equals_net_from_caffes_upgraded_files(caffenet) -> None:
-    v1 = load_net(V1 / "deploy.prototxt", V1 / "weights.caffemodel")
+    v1 = load_net(V1 / "deploy.prototxt", V1_CAFFEMODEL)
     upgraded = load_net(V1 / "upgraded_by_caffe_deploy.prototxt")
     nodata = cp.NetParameter()
     nodata.ParseFromString((V1 / "upgraded_by_caffe_weights.nodata.caffemodel").read_bytes())
@@ -265,7 +263,7 @@ def test_v1_net_equals_net_from_caffes_upgraded_files(caffenet) -> None:
 @pytest.mark.parametrize(
     ("prototxt", "caffemodel"),
     [
-        (FIX / "caffenet_narrow" / "deploy.prototxt", V1 / "weights.caffemodel"),
+        (FIX / "caffenet_narrow" / "deploy.prototxt", V1_CAFFEMODEL),
         (V1 / "deploy.prototxt", FIX / "caffenet_narrow" / "weights.caffemodel"),
     ],
     ids=["v2-prototxt+v1-caffemodel", "v1-prototxt+v2-caffemodel"],
@@ -340,7 +338,7 @@ def test_siamese_param_names_survive(siamese) -> None:
 
 
 def test_siamese_trunk_is_resnet50_narrow(siamese) -> None:
-    resnet = load_net(FIX / "resnet50_narrow" / "deploy.prototxt", weights("resnet50_narrow"))
+    resnet = load_net(FIX / "resnet50_narrow" / "deploy.prototxt", caffemodel("resnet50_narrow"))
     compared = 0
     for layer in resnet.layers:
         if layer.blobs and layer.name != "fc1000":
@@ -381,8 +379,8 @@ def test_phase_filtering_on_siamese_train_net(tmp_path: Path) -> None:
         assert [name for name in names if name.startswith("loss")] == losses
 
     phased = _phased_train_prototxt(tmp_path / "train_phased.prototxt")
-    train = load_net(phased, weights("siamese_resnet50_narrow"), phase="TRAIN")
-    test = load_net(phased, weights("siamese_resnet50_narrow"), phase="TEST")
+    train = load_net(phased, caffemodel("siamese_resnet50_narrow"), phase="TRAIN")
+    test = load_net(phased, caffemodel("siamese_resnet50_narrow"), phase="TEST")
     train_names = [layer.name for layer in train.layers]
     test_names = [layer.name for layer in test.layers]
     assert [name for name in train_names if name.startswith("loss")] == losses
@@ -437,7 +435,7 @@ def test_include_exclude_level_and_stage_rules(tmp_path: Path) -> None:
 
 
 def _caffenet_model_without(path: Path, *drop: str) -> Path:
-    net = read_caffemodel(weights("caffenet_narrow"))
+    net = read_caffemodel(caffemodel("caffenet_narrow"))
     kept = [layer for layer in net.layer if layer.name not in drop]
     del net.layer[:]
     net.layer.extend(kept)
@@ -453,9 +451,9 @@ def test_missing_weights_for_a_layer_is_an_error(tmp_path: Path) -> None:
         load_net(prototxt, model)
     # a real mismatch: the siamese heads are not in the plain ResNet-50 caffemodel
     with pytest.raises(CaffeFormatError, match=r"no weights for layer 'fc_id' \(Convolution\)"):
-        load_net(SIAMESE / "deploy.prototxt", weights("resnet50_narrow"))
+        load_net(SIAMESE / "deploy.prototxt", caffemodel("resnet50_narrow"))
     with pytest.raises(CaffeFormatError, match="no weights for layer 'fc1000'"):
-        load_net(FIX / "resnet50_narrow" / "deploy.prototxt", weights("siamese_resnet50_narrow"))
+        load_net(FIX / "resnet50_narrow" / "deploy.prototxt", caffemodel("siamese_resnet50_narrow"))
 
 
 def test_unused_caffemodel_layers_are_listed(tmp_path: Path, caffenet) -> None:
@@ -463,13 +461,13 @@ def test_unused_caffemodel_layers_are_listed(tmp_path: Path, caffenet) -> None:
     kept = [layer for layer in net.layer if layer.name not in ("fc8", "prob")]
     del net.layer[:]
     net.layer.extend(kept)
-    trimmed = load_net(write_text(tmp_path / "no_fc8.prototxt", net), weights("caffenet_narrow"))
+    trimmed = load_net(write_text(tmp_path / "no_fc8.prototxt", net), caffemodel("caffenet_narrow"))
     assert trimmed.unused_weights == ("fc8",)
     np.testing.assert_array_equal(trimmed.layer("fc7").blobs[0], caffenet.layer("fc7").blobs[0])
 
 
 def test_shared_layer_absent_from_caffemodel_borrows_the_shared_blobs(tmp_path: Path) -> None:
-    model = read_caffemodel(weights("siamese_resnet50_narrow"))
+    model = read_caffemodel(caffemodel("siamese_resnet50_narrow"))
     kept = [layer for layer in model.layer if layer.name != "fc_id_p2"]
     del model.layer[:]
     model.layer.extend(kept)
@@ -482,7 +480,7 @@ def test_shared_layer_absent_from_caffemodel_borrows_the_shared_blobs(tmp_path: 
 
 
 def test_shared_param_that_differs_warns_and_last_copy_wins(tmp_path: Path) -> None:
-    model = read_caffemodel(weights("siamese_resnet50_narrow"))
+    model = read_caffemodel(caffemodel("siamese_resnet50_narrow"))
     later = next(layer for layer in model.layer if layer.name == "fc_id_p2")
     later.blobs[1].data[0] += 1.0
     changed = float(later.blobs[1].data[0])
@@ -496,7 +494,7 @@ def test_shared_param_that_differs_warns_and_last_copy_wins(tmp_path: Path) -> N
 
 
 def test_blob_count_sanity(tmp_path: Path) -> None:
-    model = read_caffemodel(weights("caffenet_narrow"))
+    model = read_caffemodel(caffemodel("caffenet_narrow"))
     conv1 = next(layer for layer in model.layer if layer.name == "conv1")
     del conv1.blobs[1]
     path = write_binary(tmp_path / "no_bias.caffemodel", model)
@@ -510,12 +508,12 @@ def test_blob_count_sanity(tmp_path: Path) -> None:
     next(layer for layer in net.layer if layer.name == "conv1").convolution_param.bias_term = False
     no_bias = write_text(tmp_path / "no_bias.prototxt", net)
     with pytest.raises(CaffeFormatError, match="has 2 blobs, the layer needs 1"):
-        load_net(no_bias, weights("caffenet_narrow"))
+        load_net(no_bias, caffemodel("caffenet_narrow"))
     assert load_net(no_bias, path).layer("conv1").blobs[0].shape == (12, 3, 11, 11)
 
 
 def test_blob_values_must_fill_the_shape(tmp_path: Path) -> None:
-    model = read_caffemodel(weights("caffenet_narrow"))
+    model = read_caffemodel(caffemodel("caffenet_narrow"))
     fc8 = next(layer for layer in model.layer if layer.name == "fc8")
     fc8.blobs[0].shape.dim[0] = 126
     path = write_binary(tmp_path / "bad_shape.caffemodel", model)
@@ -529,7 +527,7 @@ def test_blob_values_must_fill_the_shape(tmp_path: Path) -> None:
 
 
 def test_truncated_caffemodel(tmp_path: Path) -> None:
-    data = weights("caffenet_narrow").read_bytes()
+    data = caffemodel("caffenet_narrow").read_bytes()
     path = tmp_path / "truncated.caffemodel"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CaffeFormatError, match=r"truncated\.caffemodel: not a valid binary"):
@@ -537,7 +535,7 @@ def test_truncated_caffemodel(tmp_path: Path) -> None:
 
 
 def test_flipped_bytes_in_caffemodel(tmp_path: Path) -> None:
-    data = bytearray(weights("vgg16_narrow").read_bytes())
+    data = bytearray(caffemodel("vgg16_narrow").read_bytes())
     assert data[0] == 0x0A  # field 1 (name), length-delimited
     data[0] ^= 0x05  # wire type 7: invalid
     path = tmp_path / "flipped.caffemodel"
@@ -549,7 +547,7 @@ def test_flipped_bytes_in_caffemodel(tmp_path: Path) -> None:
 def test_parsed_caffemodel_does_not_depend_on_the_file(tmp_path: Path) -> None:
     """The file is memory-mapped for parsing; the message must own its data afterwards."""
     path = tmp_path / "w.caffemodel"
-    path.write_bytes(weights("caffenet_narrow").read_bytes())
+    path.write_bytes(caffemodel("caffenet_narrow").read_bytes())
     net = read_caffemodel(path)
     names = [layer.name for layer in net.layer]
     first = np.asarray(net.layer[1].blobs[0].data, dtype=np.float32).copy()
@@ -571,7 +569,7 @@ def test_files_swapped() -> None:
     with pytest.raises(CaffeFormatError, match="looks like a text prototxt"):
         read_caffemodel(FIX / "vgg16_narrow" / "deploy.prototxt")
     with pytest.raises(CaffeFormatError, match=r"weights\.caffemodel: not a text prototxt"):
-        read_prototxt(weights("vgg16_narrow"))
+        read_prototxt(caffemodel("vgg16_narrow"))
 
 
 def test_prototxt_syntax_error_names_line_and_column(tmp_path: Path) -> None:
@@ -746,7 +744,7 @@ def test_reading_emits_no_stray_warnings() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_prototxt(SIAMESE / "train_dropout0.prototxt")
-        load_net(V1 / "deploy.prototxt", V1 / "weights.caffemodel")
+        load_net(V1 / "deploy.prototxt", V1_CAFFEMODEL)
 
 
 def test_custom_layer_weights_and_sharing(tmp_path: Path) -> None:

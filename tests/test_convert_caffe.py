@@ -17,7 +17,7 @@ from porting.converters.caffe import main as convert_main
 from porting.converters.compare import compare
 from porting.converters.compare import main as compare_main
 
-from conftest import FIXTURES, rel_err, seeded_input
+from conftest import FIXTURES, caffemodel, rel_err, seeded_input
 
 CAFFE = FIXTURES / "caffe"
 IO = FIXTURES / "models"
@@ -38,7 +38,7 @@ CASES = {  # fixture -> (prototxt dir, caffemodel dir, trimmed io)
 def _convert(tmp_path: Path, proto: str, weights: str, *extra: str, name="m.pth") -> Path:
     out = tmp_path / name
     rc = convert_main([str(CAFFE / proto / "deploy.prototxt"),
-                       str(CAFFE / weights / "weights.caffemodel"), "-o", str(out), "-q",
+                       str(caffemodel(weights)), "-o", str(out), "-q",
                        *extra])
     assert rc == 0
     return out
