@@ -22,6 +22,7 @@ peak, import transients included: an over-estimate) is used and the bench's outp
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
@@ -117,6 +119,31 @@ def interleaved(script: str, steps: Sequence[tuple[str, Sequence[str]]], repeats
                    "cpu_s": min(r["cpu_s"] for r in rs),
                    "peak_added": max(r["peak_added"] for r in rs), "how": rs[0]["how"]}
             for name, rs in runs.items()}
+
+
+def converter_bench_parser(doc: str, keep_help: str) -> argparse.ArgumentParser:
+    """The options both converter benches take (each adds its own)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=3,
+                   help="fresh-process runs per step, interleaved; the best time is kept")
+    p.add_argument("--workdir", help="where to write the files (default: a new /tmp dir)")
+    p.add_argument("--keep", action="store_true", help=keep_help)
+    p.add_argument("--profile", action="store_true",
+                   help="also print a cProfile of main (cumulative and own time)")
+    p.add_argument("--main-repeats", type=int, default=2,
+                   help="runs of the slow main step (default 2, at most --repeats)")
+    p.add_argument("--threads", type=int,
+                   help="OMP_NUM_THREADS for every step (default: torch's own choice)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--_step", nargs="+", help=argparse.SUPPRESS)
+    return p
+
+
+def record_and_drop(out: Path, sizes: list[int]) -> None:
+    """Note the size of the checkpoint a step wrote, then delete it (disk stays small)."""
+    if out.exists():
+        sizes.append(out.stat().st_size)
+        out.unlink()
 
 
 def set_threads(n: int | None) -> str:

@@ -29,7 +29,6 @@ It prints best-of-N wall times, peak resident memory added per step, the ratios 
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import sys
@@ -45,9 +44,11 @@ sys.path.insert(0, str(HERE))
 from _common import (  # noqa: E402
     MIB,
     child_profile,
+    converter_bench_parser,
     interleaved,
     machine,
     mib,
+    record_and_drop,
     results_rows,
     run_step_in_child,
     set_threads,
@@ -184,19 +185,7 @@ STEPS = ("parse", "load_net", "convert", "main")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=3,
-                   help="fresh-process runs per step, interleaved; the best time is kept")
-    p.add_argument("--workdir", help="where to write the files (default: a new /tmp dir)")
-    p.add_argument("--keep", action="store_true", help="keep the generated files")
-    p.add_argument("--profile", action="store_true",
-                   help="also print a cProfile of main (cumulative and own time)")
-    p.add_argument("--main-repeats", type=int, default=2,
-                   help="runs of the slow main step (default 2, at most --repeats)")
-    p.add_argument("--threads", type=int,
-                   help="OMP_NUM_THREADS for every step (default: torch's own choice)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--_step", nargs="+", help=argparse.SUPPRESS)
+    p = converter_bench_parser(__doc__, "keep the generated files")
     args = p.parse_args(argv)
     if args._step:
         step, folder, *rest = args._step
@@ -225,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{time.perf_counter() - t0:.1f} s")
         results = interleaved(
             script, [(s, ["--_step", s, str(folder), str(out)]) for s in STEPS], args.repeats,
-            after_each=lambda: _record_and_drop(out, sizes), fewer={"main": args.main_repeats})
+            after_each=lambda: record_and_drop(out, sizes), fewer={"main": args.main_repeats})
         rows, headers = results_rows(results, "parse", facts["file_bytes"])
         print(tabulate(rows, headers=headers, tablefmt="github"))
         print(f"checkpoint written by main: {max(sizes, default=0) / MIB:,.1f} MiB; memory = "
@@ -245,9 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             print("\ncProfile of one run of main:")
             print(child_profile(script, ["--_step", "main", str(folder), str(out)]))
-            _record_and_drop(out, [])
+            record_and_drop(out, [])
     finally:
-        _record_and_drop(out, [])
+        record_and_drop(out, [])
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
             if not args.workdir:
@@ -256,12 +245,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nkept the generated files in {tmp}")
     print(f"\ntotal bench time {time.perf_counter() - t_start:.0f} s")
     return 0
-
-
-def _record_and_drop(out: Path, sizes: list[int]) -> None:
-    if out.exists():
-        sizes.append(out.stat().st_size)
-        out.unlink()
 
 
 if __name__ == "__main__":

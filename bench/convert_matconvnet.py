@@ -34,7 +34,6 @@ Exit status 0 whether or not the targets are met (it is a measurement).
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -49,9 +48,11 @@ sys.path.insert(0, str(HERE))
 from _common import (  # noqa: E402
     MIB,
     child_profile,
+    converter_bench_parser,
     interleaved,
     machine,
     mib,
+    record_and_drop,
     results_rows,
     run_step_in_child,
     set_threads,
@@ -221,24 +222,12 @@ STEPS_SHORT = ("loadmat", "loadmat-net", "read", "convert")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=3,
-                   help="fresh-process runs per step, interleaved; the best time is kept")
-    p.add_argument("--workdir", help="where to write the files (default: a new /tmp dir)")
-    p.add_argument("--keep", action="store_true", help="keep the generated .mat files")
+    p = converter_bench_parser(__doc__, "keep the generated .mat files")
     p.add_argument("--state", choices=["empty", "zeros", "random"], default="empty",
                    help="state.r/state.momentum: 0x0 (default), zero- or random-filled "
                    "full-size buffers (see generate())")
     p.add_argument("--no-uncompressed", action="store_true",
                    help="only the compressed file (MATLAB's -v7 default)")
-    p.add_argument("--profile", action="store_true",
-                   help="also print a cProfile of main (cumulative and own time)")
-    p.add_argument("--main-repeats", type=int, default=2,
-                   help="runs of the slow main step (default 2, at most --repeats)")
-    p.add_argument("--threads", type=int,
-                   help="OMP_NUM_THREADS for every step (default: torch's own choice)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--_step", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args._step:
         step, path, *rest = args._step
@@ -259,10 +248,6 @@ def main(argv: list[str] | None = None) -> int:
         variants.append(("v6 (uncompressed)", False, STEPS_SHORT))
     out = tmp / "out.pth"
 
-    def drop_out() -> None:
-        if out.exists():
-            out.unlink()
-
     try:
         for label, compress, steps in variants:
             path = tmp / f"net-epoch-full-{'v7' if compress else 'v6'}.mat"
@@ -275,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             sizes: list[int] = []
             results = interleaved(
                 script, [(s, ["--_step", s, str(path), str(out)]) for s in steps],
-                args.repeats, after_each=lambda sizes=sizes: _record_and_drop(out, sizes),
+                args.repeats, after_each=lambda sizes=sizes: record_and_drop(out, sizes),
                 fewer={"main": args.main_repeats})
             rows, headers = results_rows(results, "loadmat", facts["file_bytes"])
             print(tabulate(rows, headers=headers, tablefmt="github"))
@@ -287,23 +272,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile and compress:
                 print("\ncProfile of one run of main:")
                 print(child_profile(script, ["--_step", "main", str(path), str(out)]))
-                drop_out()
+                record_and_drop(out, [])
             if not args.keep:
                 path.unlink()
     finally:
-        drop_out()
+        record_and_drop(out, [])
         if not args.keep and not args.workdir:
             shutil.rmtree(tmp, ignore_errors=True)
     if args.keep:
         print(f"\nkept the generated files in {tmp}")
     print(f"\ntotal bench time {time.perf_counter() - t_start:.0f} s")
     return 0
-
-
-def _record_and_drop(out: Path, sizes: list[int]) -> None:
-    if out.exists():
-        sizes.append(out.stat().st_size)
-        out.unlink()
 
 
 def _print_targets(results: dict, file_bytes: int, tabulate) -> None:
