@@ -25,6 +25,39 @@ def _deterministic() -> None:
     torch.manual_seed(0)
 
 
+CONVERSIONS = {  # name -> (converter module, sources under FIXTURES, options)
+    "two_stream": ("matconvnet", ["matconvnet/resnet52_2stream_narrow/model.mat"], []),
+    "mcn_caffenet": ("matconvnet", ["matconvnet/caffenet_narrow/model.mat"], ["--arch", "none"]),
+    "caffe_caffenet": ("caffe", ["caffe/caffenet_narrow/deploy.prototxt",
+                                 "caffe/caffenet_narrow/weights.caffemodel"], ["--arch", "none"]),
+    "caffe_resnet50": ("caffe", ["caffe/resnet50_narrow/deploy.prototxt",
+                                 "caffe/resnet50_narrow/weights.caffemodel"], ["--arch", "none"]),
+}
+
+
+class Converted:
+    """Fixture nets converted through the CLIs, each once per session, on first use."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __getitem__(self, name: str) -> Path:
+        import importlib
+
+        path = self.folder / f"{name}.pth"
+        if not path.exists():
+            module, sources, options = CONVERSIONS[name]
+            convert = importlib.import_module(f"porting.converters.{module}").main
+            args = [str(FIXTURES / s) for s in sources] + ["-o", str(path), "-q", *options]
+            assert convert(args) == 0
+        return path
+
+
+@pytest.fixture(scope="session")
+def ckpts(tmp_path_factory) -> Converted:
+    return Converted(tmp_path_factory.mktemp("converted"))
+
+
 def seeded_input(io: np.lib.npyio.NpzFile, name: str, batch: int | None = 1) -> np.ndarray:
     """Regenerate a Caffe fixture input from its recorded seed and check its digest.
 

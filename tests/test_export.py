@@ -21,8 +21,6 @@ from torch import nn
 import porting
 from porting.batchnorm import CaffeBatchNorm, CaffeScale, MatConvNetBatchNorm
 from porting.checkpoint import make_checkpoint, save_checkpoint
-from porting.converters.caffe import main as convert_caffe
-from porting.converters.matconvnet import main as convert_matconvnet
 from porting.export import ExactLRN, ExactPool2d, exportable, main
 from porting.lrn import CaffeLRN, MatConvNetLRN
 from porting.pooling import CaffePool2d, MatConvNetPool2d
@@ -149,35 +147,6 @@ def test_exact_pool_matches_caffe_clip_rule_geometry() -> None:
 # --------------------------------------------------------------------------------------------
 # The converted fixture networks, through the CLI
 # --------------------------------------------------------------------------------------------
-
-
-CONVERSIONS = {  # name -> (converter, sources, options); the same in test_feature_extractor
-    "two_stream": (convert_matconvnet, ["matconvnet/resnet52_2stream_narrow/model.mat"], []),
-    "mcn_caffenet": (convert_matconvnet, ["matconvnet/caffenet_narrow/model.mat"],
-                     ["--arch", "none"]),
-    "caffe_caffenet": (convert_caffe, ["caffe/caffenet_narrow/deploy.prototxt",
-                                       "caffe/caffenet_narrow/weights.caffemodel"],
-                       ["--arch", "none"]),
-    "caffe_resnet50": (convert_caffe, ["caffe/resnet50_narrow/deploy.prototxt",
-                                       "caffe/resnet50_narrow/weights.caffemodel"],
-                       ["--arch", "none"]),
-}
-
-
-def converted(tmp_path_factory, name: str) -> Path:
-    """A fixture net converted once per session (shared by both export-side test files)."""
-    path = tmp_path_factory.getbasetemp() / "reid_porting_converted" / f"{name}.pth"
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        convert, sources, options = CONVERSIONS[name]
-        args = [str(FIXTURES / s) for s in sources] + ["-o", str(path), "-q", *options]
-        assert convert(args) == 0
-    return path
-
-
-@pytest.fixture(scope="module")
-def ckpts(tmp_path_factory) -> dict[str, Path]:
-    return {name: converted(tmp_path_factory, name) for name in CONVERSIONS}
 
 
 def _caffe_input(npz: str, tmp_path: Path) -> Path:

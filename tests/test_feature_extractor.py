@@ -14,8 +14,6 @@ from PIL import Image
 import porting
 from porting import FeatureExtractor
 from porting.checkpoint import CheckpointError
-from porting.converters.caffe import main as convert_caffe
-from porting.converters.matconvnet import main as convert_matconvnet
 from porting.preprocess import Preprocess
 from porting.recipes import get_recipe, l2_normalize, pool_positions
 
@@ -30,32 +28,6 @@ def _threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-CONVERSIONS = {  # name -> (converter, sources, options); the same in test_export
-    "two_stream": (convert_matconvnet, ["matconvnet/resnet52_2stream_narrow/model.mat"], []),
-    "mcn_caffenet": (convert_matconvnet, ["matconvnet/caffenet_narrow/model.mat"],
-                     ["--arch", "none"]),
-    "caffe_caffenet": (convert_caffe, ["caffe/caffenet_narrow/deploy.prototxt",
-                                       "caffe/caffenet_narrow/weights.caffemodel"],
-                       ["--arch", "none"]),
-}
-
-
-def converted(tmp_path_factory, name: str) -> Path:
-    """A fixture net converted once per session (shared with test_export)."""
-    path = tmp_path_factory.getbasetemp() / "reid_porting_converted" / f"{name}.pth"
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        convert, sources, options = CONVERSIONS[name]
-        args = [str(FIXTURES / s) for s in sources] + ["-o", str(path), "-q", *options]
-        assert convert(args) == 0
-    return path
-
-
-@pytest.fixture(scope="module")
-def ckpts(tmp_path_factory) -> dict[str, Path]:
-    return {name: converted(tmp_path_factory, name) for name in CONVERSIONS}
 
 
 @pytest.fixture(scope="module")
