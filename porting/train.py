@@ -1225,6 +1225,13 @@ class Trainer:
             row[f"{prefix}_{name}"] = float(stats[i]) / n if n else None
         return row
 
+    def _finish_train(self, row: dict[str, Any], acc: torch.Tensor, t0: float) -> None:
+        """The epoch's training averages, time and throughput, into its log row."""
+        row.update(self._summary(acc, "train"))
+        dt = time.time() - t0
+        row["time_s"] = dt
+        row["pairs_per_s"] = row["train_pairs"] / dt if dt > 0 else None
+
     def _progress_stats(self, stats: torch.Tensor) -> dict[str, float]:
         n = float(stats[0])
         return {k: float(stats[i]) / max(n, 1.0) for i, k in enumerate(STAT_NAMES, start=1)}
@@ -1254,10 +1261,7 @@ class Trainer:
                     prog.update(i, float(acc[0]) * self.world, self._progress_stats(acc))
         finally:
             stream.close()
-        row.update(self._summary(acc, "train"))
-        dt = time.time() - t0
-        row["time_s"] = dt
-        row["pairs_per_s"] = row["train_pairs"] / dt if dt > 0 else None
+        self._finish_train(row, acc, t0)
         row.update(self.validate_epoch(epoch))
         return row
 
@@ -1328,10 +1332,7 @@ class Trainer:
                     prog.update(i, float(acc[0]) * self.world, self._progress_stats(acc))
         finally:
             stream.close()
-        row.update(self._summary(acc, "train"))
-        dt = time.time() - t0
-        row["time_s"] = dt
-        row["pairs_per_s"] = row["train_pairs"] / dt if dt > 0 else None
+        self._finish_train(row, acc, t0)
         return row
 
     # -- checkpoints -------------------------------------------------------------------------
