@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from porting.semantics import Semantics, get_semantics
+from porting.layers.semantics import Semantics, get_semantics
 
 _STAGES = ((2, 3, 1), (3, 4, 2), (4, 6, 2), (5, 3, 2))  # (stage, blocks, stride)
 

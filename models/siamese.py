@@ -7,10 +7,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from porting.conv import MatConvNetConv2d
-from porting.losses import softmax_log_loss
+from porting.layers import MatConvNetConv2d
+from porting.layers import softmax_log_loss
 from porting.recipes import get_recipe, l2_normalize, pool_positions
-from porting.square import Square
+from porting.layers import Square
 
 
 class SiameseOutput(NamedTuple):

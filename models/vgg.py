@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from porting.semantics import Semantics, get_semantics
+from porting.layers.semantics import Semantics, get_semantics
 
 _BLOCKS = (2, 2, 3, 3, 3)
 

@@ -22,11 +22,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from porting.batchnorm import caffe_batch_norm
-from porting.conv import im2col_conv2d
-from porting.losses import class_error, softmax_log_loss
-from porting.lrn import CaffeLRN, MatConvNetLRN
-from porting.pooling import CaffePool2d, MatConvNetPool2d
+from porting.layers import (
+    CaffeLRN,
+    CaffePool2d,
+    MatConvNetLRN,
+    MatConvNetPool2d,
+    caffe_batch_norm,
+    class_error,
+    im2col_conv2d,
+    matconvnet_batch_norm,
+    softmax_log_loss,
+    square_diff,
+)
 
 Params = Mapping[str, torch.Tensor]
 OpFn = Callable[[list[torch.Tensor], dict[str, Any], Params, bool], list[torch.Tensor]]
@@ -65,7 +72,7 @@ def _conv(x, a, p, training):
         raise GraphError(f"input has {inp.shape[1]} channels, filters expect "
                          f"{w.shape[1]} x {groups} groups")
     stride, dilation = tuple(a.get("stride", (1, 1))), tuple(a.get("dilation", (1, 1)))
-    if a.get("algorithm") == "im2col":
+    if a.get("_conv") == "im2col":
         return [im2col_conv2d(inp, w, p.get("bias"), stride, (t, b, left, r), dilation, groups)]
     if t == b and left == r:
         y = F.conv2d(inp, w, p.get("bias"), stride, (t, left), dilation, groups)
@@ -97,16 +104,15 @@ def _module_op(factory: Callable[[dict[str, Any]], nn.Module]) -> OpFn:
     return run
 
 
-OPS["caffe_pool"] = _module_op(lambda a: CaffePool2d(
-    a["method"], tuple(a.get("kernel", (1, 1))), tuple(a.get("stride", (1, 1))),
-    tuple(a.get("pad", (0, 0))), a.get("global_pooling", False), a.get("ceil_mode", True)))
-OPS["mcn_pool"] = _module_op(lambda a: MatConvNetPool2d(
-    a["method"], tuple(a["pool_size"]), tuple(a.get("stride", (1, 1))),
-    tuple(a.get("pad", (0, 0, 0, 0)))))
-OPS["caffe_lrn"] = _module_op(lambda a: CaffeLRN(
-    a["local_size"], a["alpha"], a["beta"], a.get("k", 1.0),
-    a.get("norm_region", "ACROSS_CHANNELS")))
-OPS["mcn_lrn"] = _module_op(lambda a: MatConvNetLRN(tuple(a["param"])))
+#: Ops run by a layer module built from the layer's attrs (export swaps in its export form).
+MODULE_OPS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
+    "caffe_pool": CaffePool2d.from_attrs,
+    "mcn_pool": MatConvNetPool2d.from_attrs,
+    "caffe_lrn": CaffeLRN.from_attrs,
+    "mcn_lrn": MatConvNetLRN.from_attrs,
+}
+for _name, _factory in MODULE_OPS.items():
+    OPS[_name] = _module_op(_factory)
 
 
 @register_op("caffe_bn")
@@ -120,15 +126,8 @@ def _caffe_bn(x, a, p, training):
 
 @register_op("mcn_bn")
 def _mcn_bn(x, a, p, training):
-    mean, sigma = p["moments"][:, 0], p["moments"][:, 1]
-    inp = x[0]
-    shape = (1, -1) + (1,) * (inp.dim() - 2)
-    if training:
-        dims = [0] + list(range(2, inp.dim()))
-        mean = inp.mean(dim=dims)
-        sigma = torch.sqrt(((inp - mean.view(shape)) ** 2).mean(dim=dims) + a.get("eps", 1e-5))
-    y = (inp - mean.view(shape)) / sigma.view(shape)
-    return [p["mult"].view(shape) * y + p["bias"].view(shape)]
+    return [matconvnet_batch_norm(x[0], p["mult"], p["bias"], p["moments"], a.get("eps", 1e-5),
+                                  training)]
 
 
 @register_op("scale")
@@ -159,7 +158,7 @@ OPS["tanh"] = lambda x, a, p, t: [torch.tanh(x[0])]
 OPS["identity"] = lambda x, a, p, t: [x[0] for _ in range(max(1, a.get("n_out", 1)))]
 OPS["softmax"] = lambda x, a, p, t: [torch.softmax(x[0], dim=a.get("axis", 1))]
 OPS["sum"] = lambda x, a, p, t: [sum(x[1:], x[0])]
-OPS["square_diff"] = lambda x, a, p, t: [(x[0] - x[1]) * (x[0] - x[1])]
+OPS["square_diff"] = lambda x, a, p, t: [square_diff(x[0], x[1])]
 
 
 @register_op("dropout")
@@ -225,8 +224,7 @@ def _reshape(x, a, p, training):
 def _pair_split_square(x, a, p, training):
     """caffe-reid ``PairEuclidean``: the batch's first half minus its second half, squared."""
     n = x[0].shape[0] // 2
-    d = x[0][:n] - x[0][n:]
-    return [d * d]
+    return [square_diff(x[0][:n], x[0][n:])]
 
 
 @register_op("pair_same_label")
@@ -267,12 +265,32 @@ def _topk_error(x, a, p, training):
     return [(~hit).sum().to(logits.dtype)]
 
 
-class GraphModule(nn.Module):
-    """Executes a converted graph; ``forward(..., outputs=[names])`` returns named vars."""
+#: How convolutions are computed: Caffe's im2col + GEMM (its float32 rounding) or PyTorch's
+#: native kernels (same maths, faster). A run-time choice, never stored in the checkpoint.
+CONV_ALGORITHMS = ("im2col", "native")
 
-    def __init__(self, graph: dict[str, Any], params: Mapping[str, torch.Tensor]) -> None:
+
+def default_conv(framework: str) -> str:
+    """Caffe graphs follow Caffe's im2col rounding by default; MatConvNet's are direct."""
+    return "im2col" if framework == "caffe" else "native"
+
+
+class GraphModule(nn.Module):
+    """Executes a converted graph; ``forward(..., outputs=[names])`` returns named vars.
+
+    ``conv`` selects the convolution arithmetic (:data:`CONV_ALGORITHMS`; ``None``: the
+    framework's default, :func:`default_conv`); it can be changed later by assigning
+    ``module.conv``.
+    """
+
+    def __init__(self, graph: dict[str, Any], params: Mapping[str, torch.Tensor],
+                 conv: str | None = None) -> None:
         super().__init__()
         self.graph = graph
+        self.conv = conv or default_conv(graph.get("framework", ""))
+        if self.conv not in CONV_ALGORITHMS:
+            raise GraphError(f"unknown convolution algorithm {conv!r}; expected one of "
+                             f"{list(CONV_ALGORITHMS)}")
         self.layers: list[dict[str, Any]] = list(graph["layers"])
         self.inputs: list[str] = list(graph["inputs"])
         self.default_outputs: list[str] = list(graph.get("outputs") or self.layers[-1]["outputs"])
@@ -338,8 +356,11 @@ class GraphModule(nn.Module):
                 raise GraphError(f"layer {layer['name']!r} ({layer['type']}): input var "
                                  f"{exc.args[0]!r} was not given or computed") from None
             p = {slot: self.params[key] for slot, key in layer.get("params", {}).items()}
+            attrs = layer.get("attrs", {})
+            if layer["op"] == "conv":
+                attrs = {**attrs, "_conv": self.conv}
             try:
-                ys = OPS[layer["op"]](xs, layer.get("attrs", {}), p, self.training)
+                ys = OPS[layer["op"]](xs, attrs, p, self.training)
             except GraphError as exc:
                 raise GraphError(f"layer {layer['name']!r} ({layer['type']}): {exc}") from None
             except RuntimeError as exc:

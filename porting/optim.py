@@ -28,7 +28,7 @@ MatConvNet ([L] ``examples/cnn_train_dag.m``, the authors' modified beta23, func
   the call (``derParams{3} * size(inputs{1},4)``), and a parameter shared by the two streams
   (``fanout`` 2) sums both calls' ders, so the update blends in the mean of the two streams'
   moments once per step. :class:`MomentsRecorder` collects exactly that ``der``.
-  (:class:`porting.batchnorm.MatConvNetBatchNorm`'s optional ``momentum`` blends at every
+  (:class:`porting.layers.batchnorm.MatConvNetBatchNorm`'s optional ``momentum`` blends at every
   forward call instead, i.e. twice per step with the two streams, and is left unset.)
 
 Caffe (``SGDSolver<Dtype>::ApplyUpdate``: ``Normalize``, ``Regularize``,
@@ -56,7 +56,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from porting.batchnorm import CaffeBatchNorm, MatConvNetBatchNorm
+from porting.layers import CaffeBatchNorm, MatConvNetBatchNorm
 
 __all__ = [
     "ParamRule",

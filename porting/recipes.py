@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from porting.lrn import MatConvNetLRN
+from porting.layers import MatConvNetLRN
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,15 @@ class Recipe:
     l2: bool  # final L2 normalisation
     source: str
     pool: str = "sum"  # how positions are combined: "sum" or "max" (MAC)
+    # which input the descriptor is taken from: "image", or "mirror" = the horizontally
+    # flipped input only (D-X-Y's extract_feature.py without --center_only, see below)
+    view: str = "image"
+
+    def __post_init__(self) -> None:
+        if self.view not in ("image", "mirror"):
+            raise ValueError(f"recipe {self.name}: view must be 'image' or 'mirror'")
+        if self.view == "mirror" and self.flip:
+            raise ValueError(f"recipe {self.name}: a mirror-only view has no flip to add")
 
 
 RECIPES: dict[str, Recipe] = {
@@ -35,6 +44,15 @@ RECIPES: dict[str, Recipe] = {
             l2=True,
             source="test/test_gallery_query_crazy.m: pool5 -> dagnn.LRN([4096 0 1 0.5]) -> "
             "sum over positions, + the same for fliplr(image), then L2",
+        ),
+        Recipe(
+            "market-matconvnet-v1",
+            position_l2=False,
+            flip=False,
+            l2=True,
+            source="test/test_gallery_res.m + test_query_res.m at v1.0 (commit 4b7d7d8), the "
+            "code behind the paper's ResNet-50 figures: imresize(imread(p),[224 224]) (uint8), "
+            "single(.) - averageImage, raw pool5 (1x1), no flip, no LRN, L2",
         ),
         Recipe(
             "cuhk03-matconvnet",
@@ -50,6 +68,17 @@ RECIPES: dict[str, Recipe] = {
             l2=True,
             source="D-X-Y caffe-reid extract_feature.py: fc7 (CaffeNet/VGG16) or pool5 "
             "(ResNet-50) of the centre crop; L2 here so squared Euclidean ranks as cosine",
+        ),
+        Recipe(
+            "caffe-dxy-oversample",
+            position_l2=False,
+            flip=False,
+            l2=False,
+            view="mirror",
+            source="D-X-Y caffe-reid extract_feature.py as extract_prediction.sh runs it (no "
+            "--center_only): caffe.io.oversample gives 10 crops, the net's batch is 1, so the "
+            "saved blob is the LAST crop's, the mirrored centre crop; fc7 / pool5 saved raw "
+            "(evaluation.m ranks by cosine, or squared Euclidean for the '[Euclidean]' rows)",
         ),
         Recipe(
             "mac",

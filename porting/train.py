@@ -604,7 +604,7 @@ def init_random_trunk(trunk: nn.Module, framework: str, gen: torch.Generator) ->
     scale, zero shift, moments ``[0, 1]`` (``initParams.m`` would give zero moments, i.e.
     ``sigma = 0``, used in test mode).
     """
-    from porting.inner_product import InnerProduct
+    from porting.layers import InnerProduct
 
     for mod in trunk.modules():
         if isinstance(mod, InnerProduct):
@@ -1159,7 +1159,7 @@ class Trainer:
     # -- one step ----------------------------------------------------------------------------
 
     def _forward(self, s: Step, weights: tuple[float, float, float], reduction: str):
-        from porting.losses import class_error
+        from porting.layers import class_error
         from porting.models import SiameseReID
 
         out = self.net(s.x1, s.x2)
@@ -1289,7 +1289,7 @@ class Trainer:
 
     def _eval_forward(self, s: Step):
         # the bare module: no DDP hooks in evaluation
-        from porting.losses import class_error
+        from porting.layers import class_error
         from porting.models import SiameseReID
 
         out = self.model(s.x1, s.x2)

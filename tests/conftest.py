@@ -58,6 +58,20 @@ def ckpts(tmp_path_factory) -> Converted:
     return Converted(tmp_path_factory.mktemp("converted"))
 
 
+#: Float32 results may be this many times PyTorch's own float32 error against float64.
+FP32_C = 2.0
+
+
+def assert_fp32_close(got32, ref32, ref64, tol: float = 1e-5) -> float:
+    """Machine-independent float32 check: ``got32``'s error against the float64 run ``ref64``
+    is within ``max(tol, FP32_C * e)``, ``e`` being ``ref32``'s own (PyTorch float32 vs
+    float64) error. Returns ``got32``'s error against ``ref64``."""
+    ref64 = ref64.detach().cpu().numpy() if isinstance(ref64, torch.Tensor) else ref64
+    err, own = rel_err(got32, ref64), rel_err(ref32, ref64)
+    assert err <= max(tol, FP32_C * own), (err, own, tol)
+    return err
+
+
 def seeded_input(io: np.lib.npyio.NpzFile, name: str, batch: int | None = 1) -> np.ndarray:
     """Regenerate a Caffe fixture input from its recorded seed and check its digest.
 

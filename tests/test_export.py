@@ -19,14 +19,20 @@ from onnx.reference import ReferenceEvaluator
 from torch import nn
 
 import porting
-from porting.batchnorm import CaffeBatchNorm, CaffeScale, MatConvNetBatchNorm
 from porting.checkpoint import make_checkpoint, save_checkpoint
-from porting.export import ExactLRN, ExactPool2d, exportable, main
-from porting.lrn import CaffeLRN, MatConvNetLRN
-from porting.pooling import CaffePool2d, MatConvNetPool2d
+from porting.export import exportable, main
+from porting.layers import (
+    CaffeBatchNorm,
+    CaffeLRN,
+    CaffePool2d,
+    CaffeScale,
+    MatConvNetBatchNorm,
+    MatConvNetLRN,
+    MatConvNetPool2d,
+)
 from porting.preprocess import Preprocess
 
-from conftest import FIXTURES, rel_err, seeded_input
+from conftest import FIXTURES, assert_fp32_close, rel_err, seeded_input
 
 IO = FIXTURES / "models"
 TOL = 1e-5
@@ -113,35 +119,48 @@ def test_layer_exports_exactly(name: str) -> None:
     factory, shape = LAYERS[name]
     g = torch.Generator().manual_seed(0)
     check = torch.randn(2, *shape, generator=g, dtype=torch.float64) * 3
-    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, TOL)):
+    with torch.no_grad():
+        ref64 = factory().double().eval()(check).numpy()
+    for dtype in (torch.float64, torch.float32):
         ref_module = factory().to(dtype).eval()
         with torch.no_grad():
             ref = ref_module(check.to(dtype))
         net = exportable(nn.Sequential(factory()).to(dtype), check[:1].to(dtype))
-        replaced = [type(m).__name__ for m in net.modules()]
-        assert not {"CaffePool2d", "MatConvNetPool2d", "CaffeLRN", "MatConvNetLRN",
-                    "CaffeBatchNorm", "MatConvNetBatchNorm"} & set(replaced), replaced
+        # every layer left is its own export form (an across-channels LRN exports as it is)
+        left = [type(m).__name__ for m in net.modules()
+                if hasattr(m, "export_form") and m.export_form(shape) is not m]
+        assert not left, left
         with torch.no_grad():
             eager = net(check.to(dtype))
-        assert rel_err(eager, ref.numpy()) <= tol
         got = _onnx_run(net, check[:1].to(dtype), check.to(dtype))  # batch 2 through batch 1
         assert got.dtype == np.dtype("float64" if dtype == torch.float64 else "float32")
-        assert rel_err(got, ref.numpy()) <= tol, (name, dtype, rel_err(got, ref.numpy()))
+        if dtype == torch.float64:
+            assert rel_err(eager, ref.numpy()) <= 1e-12
+            assert rel_err(got, ref.numpy()) <= 1e-12, (name, rel_err(got, ref.numpy()))
+        else:
+            assert_fp32_close(eager, ref, ref64, TOL)
+            assert_fp32_close(got, ref, ref64, TOL)
 
 
 def test_exact_pool_matches_caffe_clip_rule_geometry() -> None:
     # 12, kernel 3, stride 2, pad 1: CEIL gives 7 windows, the last one overhangs the right
     # padding by one; Caffe's AVE divisor clips it to H + pad (2 rows/cols, not 3).
-    pool = ExactPool2d.from_caffe(CaffePool2d("ave", 3, 2, 1), (1, 12, 12))
+    pool = CaffePool2d("ave", 3, 2, 1).export_form((1, 12, 12)).geometry
     assert pool.out_size == (7, 7) and pool.pads == (1, 2, 1, 2)
     assert pool.divisor[0].tolist() == [9, 9, 9, 9, 9, 9, 6] and pool.divisor[6, 6] == 4
     # 7, kernel 2, stride 3, pad 1: ceil((7 + 2 - 2) / 3) + 1 = 4, but the 4th window would
     # start in the right padding, so Caffe drops it.
-    pool = ExactPool2d.from_caffe(CaffePool2d("max", 2, 3, 1), (1, 7, 7))
+    pool = CaffePool2d("max", 2, 3, 1).export_form((1, 7, 7)).geometry
     assert pool.out_size == (3, 3)
-    lrn = ExactLRN.from_matconvnet(MatConvNetLRN((4, 1, 1, 0.5)), (8, 1, 1))
-    assert (lrn.before, lrn.after) == (1, 2)  # MatConvNet's even window: one more above
-    assert ExactLRN.from_caffe(CaffeLRN(5, 2.0, 0.75), (8, 1, 1)).coef == pytest.approx(0.4)
+    # The LRN windows, read off the exported layers' response to one non-zero channel.
+    probe = torch.zeros(1, 8, 1, 1)
+    probe[0, 3] = 1.0
+    lrn = MatConvNetLRN((4, 1, 1, 0.5)).export_form((8, 1, 1))
+    touched = torch.nonzero(lrn(probe + 1.0) != lrn(probe * 0 + 1.0))[:, 1].tolist()
+    assert touched == [1, 2, 3, 4]  # MatConvNet's even window: c in [q-2, q+1], one more above
+    caffe = CaffeLRN(5, 2.0, 0.75).export_form((8, 1, 1))
+    # a lone channel x: x * (1 + alpha/size * x^2) ** -beta, alpha/size = 0.4
+    assert caffe(probe)[0, 3].item() == pytest.approx((1 + 0.4) ** -0.75)
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,6 +185,17 @@ def _report(path: Path) -> dict:
     return json.loads(Path(f"{path}.json").read_text())
 
 
+def _within_rule(chk: dict) -> bool:
+    """The machine-independent rule (porting.export.parity), recomputed from the report's
+    three numbers per output: the file vs float64 within max(TOL, 2 x PyTorch's own)."""
+    for row in chk["per_output"].values():
+        if row["file_fp32_vs_fp64"] > max(TOL, 2 * row["pytorch_fp32_vs_fp64"]):
+            return False
+        if "fp64" in row and row["fp64"] > 1e-10:
+            return False
+    return True
+
+
 def _check_reports(tmp_path: Path, kinds=("onnx", "pt")) -> dict[str, dict]:
     reports = {}
     for kind in kinds:
@@ -184,13 +214,14 @@ def test_caffe_caffenet_onnx_and_torchscript(ckpts, tmp_path: Path, capsys) -> N
     rc, out, err = _export([ckpts["caffe_caffenet"], "--onnx", tmp_path / "out.onnx",
                             "--torchscript", tmp_path / "out.pt", "--input", inp], capsys)
     assert rc == 0, err
-    assert out.count("export: wrote") == 2 and "max rel err" in out
+    assert out.count("export: wrote") == 2 and "file vs float64" in out
+    assert "PyTorch float32 vs float64" in out and "float64 graph" in out
     reps = _check_reports(tmp_path)
     onnx_rep = reps["onnx"]["check"]
-    assert onnx_rep["max_rel_err"] <= TOL and onnx_rep["max_rel_err_fp64"] <= 1e-10
+    assert _within_rule(onnx_rep) and onnx_rep["max_rel_err_fp64"] <= 1e-10
     assert reps["onnx"]["feature_var"] == "fc7" and reps["onnx"]["recipe"] == "caffe-dxy"
     assert {"MaxPool", "Pad", "Pow"} <= set(onnx_rep["ops"])
-    assert reps["pt"]["check"]["max_rel_err"] <= TOL
+    assert _within_rule(reps["pt"]["check"])
     # the file itself: dynamic batch, named input and output, metadata
     model = onnx.load(tmp_path / "out.onnx")
     dims = model.graph.input[0].type.tensor_type.shape.dim
@@ -200,9 +231,12 @@ def test_caffe_caffenet_onnx_and_torchscript(ckpts, tmp_path: Path, capsys) -> N
     assert json.loads(meta["reid_porting.preprocess"])["colour"] == "BGR"
     x = torch.from_numpy(np.load(inp))
     ts = torch.jit.load(tmp_path / "out.pt")
-    ref = porting.load(ckpts["caffe_caffenet"])(data=x, outputs=["fc7"])["fc7"]
-    ref = ref / ref.norm(dim=1, keepdim=True)
-    assert rel_err(ts(x[1:]), ref[1:].detach().numpy()) <= TOL
+    graph = porting.load(ckpts["caffe_caffenet"])
+    with torch.no_grad():
+        ref = graph(data=x, outputs=["fc7"])["fc7"]
+        ref64 = graph.double()(data=x.double(), outputs=["fc7"])["fc7"]
+    ref, ref64 = ref / ref.norm(dim=1, keepdim=True), ref64 / ref64.norm(dim=1, keepdim=True)
+    assert_fp32_close(ts(x[1:]), ref[1:], ref64[1:], TOL)
     print(f"caffe caffenet: onnx {onnx_rep['max_rel_err']:.2e}, torchscript "
           f"{reps['pt']['check']['max_rel_err']:.2e}")
 
@@ -216,9 +250,9 @@ def test_matconvnet_caffenet_onnx_and_torchscript(ckpts, tmp_path: Path, capsys)
                             "--input", tmp_path / "input.npy"], capsys)
     assert rc == 0, err
     reps = _check_reports(tmp_path)
-    assert reps["onnx"]["check"]["max_rel_err"] <= TOL
+    assert _within_rule(reps["onnx"]["check"])
     assert reps["onnx"]["check"]["max_rel_err_fp64"] <= 1e-10
-    assert reps["pt"]["check"]["max_rel_err"] <= TOL
+    assert _within_rule(reps["pt"]["check"])
     print(f"mcn caffenet: onnx {reps['onnx']['check']['max_rel_err']:.2e}, torchscript "
           f"{reps['pt']['check']['max_rel_err']:.2e}")
 
@@ -231,8 +265,8 @@ def test_caffe_resnet50_onnx_and_torchscript(ckpts, tmp_path: Path, capsys) -> N
                             "--fp32-only"], capsys)
     assert rc == 0, err
     reps = _check_reports(tmp_path)
-    assert reps["onnx"]["check"]["max_rel_err"] <= TOL
-    assert reps["pt"]["check"]["max_rel_err"] <= TOL
+    assert _within_rule(reps["onnx"]["check"])
+    assert _within_rule(reps["pt"]["check"])
     assert "BatchNormalization" not in reps["onnx"]["check"]["ops"]
     print(f"caffe resnet50: onnx {reps['onnx']['check']['max_rel_err']:.2e}, torchscript "
           f"{reps['pt']['check']['max_rel_err']:.2e}")
@@ -249,17 +283,21 @@ def test_two_stream_embed_market_recipe(ckpts, tmp_path: Path, capsys) -> None:
     assert rc == 0, err
     reps = _check_reports(tmp_path)
     assert reps["onnx"]["recipe"] == "market-matconvnet" and reps["onnx"]["flip"] == "in-graph"
-    assert reps["onnx"]["check"]["max_rel_err"] <= TOL
-    assert reps["pt"]["check"]["max_rel_err"] <= TOL
+    assert _within_rule(reps["onnx"]["check"])
+    assert _within_rule(reps["pt"]["check"])
     # the descriptor is the authors': pool5n (their LRN head) summed, + flipped, L2
     graph = porting.load(ckpts["two_stream"])
     xt = torch.from_numpy(x[1:])
-    with torch.no_grad():
-        f = graph(data=xt, outputs=["pool5n"])["pool5n"].sum(dim=(2, 3))
-        f = f + graph(data=xt.flip(3), outputs=["pool5n"])["pool5n"].sum(dim=(2, 3))
-    f = f / f.norm(dim=1, keepdim=True)
+
+    def descriptor(net, xt):
+        with torch.no_grad():
+            f = net(data=xt, outputs=["pool5n"])["pool5n"].sum(dim=(2, 3))
+            f = f + net(data=xt.flip(3), outputs=["pool5n"])["pool5n"].sum(dim=(2, 3))
+        return f / f.norm(dim=1, keepdim=True)
+    f = descriptor(graph, xt)
     got = torch.jit.load(tmp_path / "out.pt")(xt)
-    assert got.shape == (1, 256) and rel_err(got, f.numpy()) <= TOL
+    assert got.shape == (1, 256)
+    assert_fp32_close(got, f, descriptor(graph.double(), xt.double()), TOL)
     print(f"2-stream embed: onnx {reps['onnx']['check']['max_rel_err']:.2e}, torchscript "
           f"{reps['pt']['check']['max_rel_err']:.2e}")
 
@@ -279,15 +317,13 @@ def test_two_stream_siamese_at_224(ckpts, tmp_path: Path, capsys) -> None:
     assert rep["inputs"] == {"data": ["batch", 3, 224, 224], "data_2": ["batch", 3, 224, 224]}
     assert rep["outputs"] == ["prediction", "prediction_2", "Dist_prediction"]
     per = rep["check"]["per_output"]
-    assert per["prediction"]["fp32"] <= TOL and per["prediction_2"]["fp32"] <= TOL
     # The verification logits come from fc9 over (f1 - f2)^2, a cancellation: in float32
-    # PyTorch itself is ~1e-5 away from its float64 result, so the file is held to be as
+    # PyTorch itself is ~1e-5 away from its float64 result, so every output is held to be as
     # accurate as PyTorch rather than to reproduce its rounding (see ParityCheck).
-    dist = per["Dist_prediction"]
-    if dist["fp32"] > TOL:
-        assert dist["file_fp32_vs_fp64"] <= max(TOL, 2 * dist["pytorch_fp32_vs_fp64"])
-        assert rep["check"]["conditioning_limited"] == ["Dist_prediction"]
-    assert reps["pt"]["check"]["max_rel_err"] <= TOL
+    assert _within_rule(rep["check"])
+    for name in rep["check"]["conditioning_limited"]:
+        assert per[name]["file_fp32_vs_fp64"] > TOL
+    assert _within_rule(reps["pt"]["check"])
     print("2-stream siamese: onnx " + ", ".join(f"{k} {v['fp32']:.2e}" for k, v in per.items())
           + f"; torchscript {reps['pt']['check']['max_rel_err']:.2e}")
 
@@ -306,13 +342,21 @@ def test_flip_fed_as_second_input_matches_feature_extractor(ckpts, tmp_path: Pat
     reps = _check_reports(tmp_path)
     assert reps["onnx"]["flip"] == "input"
     assert list(reps["onnx"]["inputs"]) == ["input", "input_flipped"]
-    assert reps["onnx"]["check"]["max_rel_err"] <= TOL
+    assert _within_rule(reps["onnx"]["check"])
     pre = Preprocess.from_dict(porting.load(ckpts["mcn_caffenet"]).preprocess_spec)
     x, xf = pre(image)[None], pre(image, flip=True)[None]
     got = torch.jit.load(tmp_path / "out.pt")(x, xf)
     fe = porting.FeatureExtractor(ckpts["mcn_caffenet"], device="cpu",
                                   recipe="market-matconvnet")
-    assert rel_err(got, fe(image).numpy()) <= TOL
+    from porting.recipes import get_recipe, l2_normalize, pool_positions
+    from porting.validation.extract import feature_map
+
+    rec, net64 = get_recipe("market-matconvnet"), fe.model.double()
+    with torch.no_grad():
+        ref64 = l2_normalize(pool_positions(feature_map(net64, x.double()), rec)
+                             + pool_positions(feature_map(net64, xf.double()), rec))
+    fe.model.float()
+    assert_fp32_close(got, fe(image), ref64, TOL)
 
 
 def test_canonical_siamese_reid_torchscript(ckpts, tmp_path: Path, capsys) -> None:
@@ -323,8 +367,7 @@ def test_canonical_siamese_reid_torchscript(ckpts, tmp_path: Path, capsys) -> No
     assert rc == 0, err
     rep = _report(tmp_path / "out.pt")
     assert rep["model"] == "a canonical SiameseReID" and rep["check"]["passed"]
-    assert rep["check"]["max_rel_err"] <= TOL and rep["inputs"] == {"data": ["batch", 3, 256,
-                                                                              256]}
+    assert _within_rule(rep["check"]) and rep["inputs"] == {"data": ["batch", 3, 256, 256]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,17 +419,29 @@ def test_bad_requests_fail_cleanly(ckpts, tmp_path: Path, capsys) -> None:
 def test_failed_parity_writes_nothing(ckpts, tmp_path: Path, capsys, monkeypatch) -> None:
     """A wrong export (here MatConvNet's LRN with ONNX's convention, alpha divided by the
     window size) fails the check: exit 1, nothing written."""
-    import porting.export as ex
+    def onnx_convention(self, in_shape=None):
+        n, kappa, alpha, beta = self.param
+        return MatConvNetLRN((n, kappa, alpha / n, beta))
 
-    original = ex.ExactLRN.from_matconvnet.__func__
-
-    def onnx_convention(cls, lrn, shape):
-        exact = original(cls, lrn, shape)
-        exact.coef = exact.coef / lrn.param[0]
-        return exact
-
-    monkeypatch.setattr(ex.ExactLRN, "from_matconvnet", classmethod(onnx_convention))
+    monkeypatch.setattr(MatConvNetLRN, "export_form", onnx_convention)
     rc, out, err = _export([ckpts["mcn_caffenet"], "--torchscript", tmp_path / "out.pt"],
                            capsys)
-    assert rc == 1 and "parity check FAILED" in err and "fp64" in err, err
+    assert rc == 1 and "parity check FAILED" in err and "float64 graph" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tight_tolerance_is_the_rule_or_nothing_written(ckpts, tmp_path: Path, capsys) -> None:
+    """--tolerance 1e-12 --fp32-only: a file is written only if it is as accurate as PyTorch's
+    own float32 result (2x its error against float64); otherwise exit 1 and no file."""
+    inp = _caffe_input("caffe_caffenet.npz", tmp_path / "..")
+    out = tmp_path / "out.onnx"
+    rc, _, err = _export([ckpts["caffe_caffenet"], "--onnx", out, "--input", inp,
+                          "--tolerance", "1e-12", "--fp32-only"], capsys)
+    if rc == 0:
+        chk = _report(out)["check"]
+        assert chk["passed"] and chk["tolerance"] == 1e-12
+        for row in chk["per_output"].values():
+            assert row["file_fp32_vs_fp64"] <= 2 * row["pytorch_fp32_vs_fp64"]
+    else:
+        assert rc == 1 and "FAILED" in err and "not written" in err
+        assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from porting.losses import class_error, softmax_log_loss
+from porting.layers import class_error, softmax_log_loss
 from porting.models import VGG16, CaffeNet, ResNet50, SiameseReID
 
 from conftest import FIXTURES, rel_err
@@ -181,7 +181,7 @@ def test_two_stream_256_outputs_losses_and_test_features() -> None:
 
 def test_two_stream_test_time_lrn_is_exact_l2() -> None:
     """pool5n = dagnn.LRN([4096 0 1 0.5]) on pool5: L2 over channels at each position."""
-    from porting.lrn import MatConvNetLRN
+    from porting.layers import MatConvNetLRN
 
     io = np.load(IO / "mcn_2stream_256.npz")
     lrn = MatConvNetLRN((4096, 0, 1, 0.5))

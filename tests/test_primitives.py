@@ -14,10 +14,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from porting.batchnorm import CaffeBatchNorm, CaffeScale, MatConvNetBatchNorm
-from porting.conv import MatConvNetConv2d
-from porting.lrn import CaffeLRN, MatConvNetLRN
-from porting.pooling import FLT_MAX, CaffePool2d, MatConvNetPool2d, caffe_pooled_size
+from porting.layers import CaffeBatchNorm, CaffeScale, MatConvNetBatchNorm
+from porting.layers import MatConvNetConv2d
+from porting.layers import CaffeLRN, MatConvNetLRN
+from porting.layers import FLT_MAX, CaffePool2d, MatConvNetPool2d, caffe_pooled_size
 
 from conftest import rel_err
 

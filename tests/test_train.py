@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from porting.batchnorm import MatConvNetBatchNorm
+from porting.layers import MatConvNetBatchNorm
 from porting.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from porting.models import build_model
 from porting.optim import (

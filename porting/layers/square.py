@@ -12,5 +12,10 @@ class Square(nn.Module):
     ``Euclidean``/``PairEuclidean`` layers."""
 
     def forward(self, f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
-        d = f1 - f2
-        return d * d
+        return square_diff(f1, f2)
+
+
+def square_diff(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+    """``(f1 - f2) ** 2`` elementwise."""
+    d = f1 - f2
+    return d * d

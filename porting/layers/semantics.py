@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from porting.batchnorm import CaffeBatchNorm, CaffeScale, MatConvNetBatchNorm
-from porting.conv import MatConvNetConv2d
-from porting.inner_product import InnerProduct
-from porting.lrn import CaffeLRN, MatConvNetLRN
-from porting.pooling import CaffePool2d, MatConvNetPool2d
+from porting.layers.batchnorm import CaffeBatchNorm, CaffeScale, MatConvNetBatchNorm
+from porting.layers.conv import MatConvNetConv2d
+from porting.layers.inner_product import InnerProduct
+from porting.layers.lrn import CaffeLRN, MatConvNetLRN
+from porting.layers.pooling_caffe import CaffePool2d
+from porting.layers.pooling_matconvnet import MatConvNetPool2d
 
 
 class Semantics:

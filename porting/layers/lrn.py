@@ -1,46 +1,48 @@
 """Local response normalisation in the Caffe and the MatConvNet conventions.
 
 Caffe (and PyTorch) divide ``alpha`` by the window size; MatConvNet does not, and its window
-for an even size is asymmetric. Both compute ``x * (k + a * sum x^2) ** -beta``.
+for an even size is asymmetric. Both compute ``x * (k + a * sum x^2) ** -beta``. Both modules
+export to ONNX as they are (``Mul``/``Pad``/``Slice``/``Add``/``CumSum``/``Pow``; ONNX's own
+``LRN`` op is not used); :meth:`export_form` only swaps the spatial window sum of Caffe's
+WITHIN_CHANNEL mode for its ``Conv`` form.
 """
 
 from __future__ import annotations
+
+import copy
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from porting.layers.pooling_static import ones_kernel, window_sum
 
-def _channel_window_sum(sq: torch.Tensor, before: int, after: int) -> torch.Tensor:
-    """Sum of ``sq`` over channels ``[c - before, c + after]`` (zero outside)."""
-    n, c, h, w = sq.shape
-    padded = F.pad(sq, (0, 0, 0, 0, before, after))
-    csum = torch.cumsum(padded, dim=1)
-    csum = F.pad(csum, (0, 0, 0, 0, 1, 0))
-    width = before + after + 1
-    return csum[:, width : width + c] - csum[:, :c]
-
-
-def _direct_window_sum(sq: torch.Tensor, before: int, after: int) -> torch.Tensor:
-    c = sq.shape[1]
-    padded = F.pad(sq, (0, 0, 0, 0, before, after))
-    out = padded[:, 0:c].clone()
-    for i in range(1, before + after + 1):
-        out = out + padded[:, i : i + c]
-    return out
+#: Windows up to this many channels are summed by direct additions (no cancellation error).
+DIRECT_WINDOW = 16
 
 
 def channel_window_sum(sq: torch.Tensor, before: int, after: int) -> torch.Tensor:
-    """Windowed channel sum; a running sum for wide windows, direct adds for narrow ones.
+    """Sum of ``sq`` over channels ``[c - before, c + after]`` (zero outside).
 
-    The cumulative sum keeps a wide window (MatConvNet's L2 trick uses N = 4096) linear in C;
-    direct additions are used for the usual 5-wide window so no cancellation error creeps in.
+    Direct additions for the usual 5-wide window; for wide windows (MatConvNet's L2 trick uses
+    N = 4096) a float64 running sum keeps the cost linear in C, and a window that spans every
+    channel is one float64 sum broadcast over the channels.
     """
-    before = min(before, sq.shape[1] - 1)
-    after = min(after, sq.shape[1] - 1)
-    if before + after + 1 <= 16:
-        return _direct_window_sum(sq, before, after)
-    return _channel_window_sum(sq.double(), before, after).to(sq.dtype)
+    c = sq.shape[1]
+    before, after = min(before, c - 1), min(after, c - 1)
+    if before + after + 1 <= DIRECT_WINDOW:
+        padded = F.pad(sq, (0, 0, 0, 0, before, after)) if before or after else sq
+        out = padded[:, 0:c]
+        for i in range(1, before + after + 1):
+            out = out + padded[:, i : i + c]
+        return out
+    if before >= c - 1 and after >= c - 1:
+        return sq.double().sum(dim=1, keepdim=True).to(sq.dtype)
+    padded = F.pad(sq.double(), (0, 0, 0, 0, before, after))
+    csum = F.pad(torch.cumsum(padded, dim=1), (0, 0, 0, 0, 1, 0))
+    width = before + after + 1
+    return (csum[:, width : width + c] - csum[:, :c]).to(sq.dtype)
 
 
 class CaffeLRN(nn.Module):
@@ -70,6 +72,13 @@ class CaffeLRN(nn.Module):
         self.beta = beta
         self.k = k
         self.norm_region = norm_region
+        self.register_buffer("ones", None)  # WITHIN_CHANNEL's export form sums by Conv
+
+    @classmethod
+    def from_attrs(cls, a: dict[str, Any]) -> CaffeLRN:
+        """From a graph layer's ``attrs`` (the ``caffe_lrn`` op)."""
+        return cls(a["local_size"], a["alpha"], a["beta"], a.get("k", 1.0),
+                   a.get("norm_region", "ACROSS_CHANNELS"))
 
     def extra_repr(self) -> str:
         return (
@@ -84,9 +93,19 @@ class CaffeLRN(nn.Module):
             scale = self.k + (self.alpha / self.local_size) * channel_window_sum(sq, half, half)
         else:
             s = self.local_size
-            total = F.avg_pool2d(F.pad(sq, (half, half, half, half)), s, 1, divisor_override=1)
+            total = window_sum(F.pad(sq, (half, half, half, half)), (s, s), (1, 1),
+                               self.ones)
             scale = 1.0 + self.alpha * (total / (s * s))
         return x * torch.pow(scale, -self.beta)
+
+    def export_form(self, in_shape: tuple[int, ...]) -> nn.Module:
+        """This layer with ONNX-exact ops only, for ``in_shape[-3]`` channels."""
+        if self.norm_region == "ACROSS_CHANNELS" or self.ones is not None:
+            return self
+        out = copy.copy(self)
+        out._buffers = dict(self._buffers)
+        out.register_buffer("ones", ones_kernel(in_shape[-3], (self.local_size,) * 2))
+        return out
 
 
 class MatConvNetLRN(nn.Module):
@@ -105,6 +124,11 @@ class MatConvNetLRN(nn.Module):
             raise ValueError(f"LRN window N must be a positive integer, got {n}")
         self.param = (int(n), kappa, alpha, beta)
 
+    @classmethod
+    def from_attrs(cls, a: dict[str, Any]) -> MatConvNetLRN:
+        """From a graph layer's ``attrs`` (the ``mcn_lrn`` op)."""
+        return cls(tuple(a["param"]))
+
     def extra_repr(self) -> str:
         return f"param={list(self.param)}"
 
@@ -113,3 +137,7 @@ class MatConvNetLRN(nn.Module):
         before, after = (n - 1) // 2, n // 2
         scale = kappa + alpha * channel_window_sum(x * x, before, after)
         return x * torch.pow(scale, -beta)
+
+    def export_form(self, in_shape: tuple[int, ...] | None = None) -> nn.Module:
+        """Already written with ONNX-exact ops."""
+        return self

@@ -1,17 +1,20 @@
-"""Pooling with the exact output size, padding and divisor rules of Caffe and MatConvNet.
+"""Caffe ``Pooling``: CEIL (or FLOOR) output size, AVE divisor clipped to ``H + pad``.
 
 PyTorch's ``ceil_mode`` differs from Caffe in when a last, overhanging window is kept, and
-its padded average counts differ from both sources, so neither is used here: each module pads
-explicitly and pools without implicit padding.
+its padded average counts differ too, so neither is used: the layer computes a
+:class:`~porting.layers.pooling_static.PoolGeometry` (explicit padding, crop, divisor) and
+pools without implicit padding; its export form is that geometry frozen.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from porting.layers.pooling_static import PoolGeometry, StaticPool2d, pool_with_geometry
 
 FLT_MAX = 3.4028234663852886e38  # Caffe initialises MAX pooling outputs to -FLT_MAX.
 
@@ -26,6 +29,9 @@ def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool 
     CEIL (the default round mode): ``ceil((H + 2p - k) / s) + 1``; when padding is used the
     last window must start inside the image or the left padding, otherwise it is dropped.
     """
+    if stride < 1 or kernel < 1 or pad < 0:
+        raise ValueError(f"pooling needs kernel >= 1, stride >= 1 and pad >= 0, got "
+                         f"kernel {kernel}, stride {stride}, pad {pad}")
     span = size + 2 * pad - kernel
     out = (math.ceil(span / stride) if ceil else span // stride) + 1
     if pad > 0 and (out - 1) * stride >= size + pad:
@@ -64,6 +70,13 @@ class CaffePool2d(nn.Module):
         if global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
             raise ValueError("Caffe global pooling requires pad 0 and stride 1")
 
+    @classmethod
+    def from_attrs(cls, a: dict[str, Any]) -> CaffePool2d:
+        """From a graph layer's ``attrs`` (the ``caffe_pool`` op)."""
+        return cls(a["method"], tuple(a.get("kernel", (1, 1))), tuple(a.get("stride", (1, 1))),
+                   tuple(a.get("pad", (0, 0))), a.get("global_pooling", False),
+                   a.get("ceil_mode", True))
+
     def extra_repr(self) -> str:
         if self.global_pooling:
             return f"{self.method}, global_pooling=True"
@@ -72,8 +85,8 @@ class CaffePool2d(nn.Module):
             f"pad={self.pad}, ceil_mode={self.ceil_mode}"
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
+    def geometry(self, h: int, w: int) -> PoolGeometry:
+        """Padding, crop and divisor that make a plain pooling compute Caffe's output."""
         kh, kw = (h, w) if self.global_pooling else self.kernel_size
         sh, sw = self.stride
         ph, pw = self.pad
@@ -84,55 +97,18 @@ class CaffePool2d(nn.Module):
         if oh <= 0 or ow <= 0:
             raise ValueError(f"input {h}x{w} is smaller than the pooling kernel {kh}x{kw}")
         # Extend bottom/right so that every output window fits; windows that overhang the
-        # image are clipped by Caffe, which the filler value reproduces.
+        # image are clipped by Caffe, which the filler value (MAX) and divisor (AVE) reproduce.
         extra_h = max(0, (oh - 1) * sh + kh - (h + ph))
         extra_w = max(0, (ow - 1) * sw + kw - (w + pw))
+        pads = (pw, extra_w, ph, extra_h)
         if self.method == "max":
-            xp = F.pad(x, (pw, extra_w, ph, extra_h), value=-FLT_MAX)
-            y = F.max_pool2d(xp, (kh, kw), (sh, sw))
-        else:
-            xp = F.pad(x, (pw, extra_w, ph, extra_h), value=0.0)
-            y = F.avg_pool2d(xp, (kh, kw), (sh, sw), divisor_override=1)
-            div_h = _ave_divisor(h, kh, sh, ph, oh).to(x.device, x.dtype)
-            div_w = _ave_divisor(w, kw, sw, pw, ow).to(x.device, x.dtype)
-            y = y / (div_h[:, None] * div_w[None, :])
-        return y[..., :oh, :ow]
-
-
-class MatConvNetPool2d(nn.Module):
-    """MatConvNet ``vl_nnpool`` / ``dagnn.Pooling``: floor output size, asymmetric padding.
-
-    ``pad`` is ``[top bottom left right]``. Padded cells never contribute: MAX pads with
-    ``-inf`` and AVG divides by the number of window cells inside the image.
-    """
-
-    def __init__(
-        self,
-        method: str,
-        pool_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        pad: int | tuple[int, int, int, int] = 0,
-    ) -> None:
-        super().__init__()
-        if method not in ("max", "avg"):
-            raise ValueError(f"MatConvNet pooling method must be 'max' or 'avg', got {method!r}")
-        self.method = method
-        self.pool_size = _pair(pool_size)
-        self.stride = _pair(stride)
-        self.pad = (pad,) * 4 if isinstance(pad, int) else tuple(int(p) for p in pad)
-        if len(self.pad) != 4:
-            raise ValueError(f"MatConvNet pad must be [top bottom left right], got {pad!r}")
-
-    def extra_repr(self) -> str:
-        return f"{self.method}, pool_size={self.pool_size}, stride={self.stride}, pad={self.pad}"
+            return PoolGeometry("max", (kh, kw), (sh, sw), pads, -FLT_MAX, (oh, ow))
+        divisor = _ave_divisor(h, kh, sh, ph, oh)[:, None] * _ave_divisor(w, kw, sw, pw, ow)
+        return PoolGeometry("sum", (kh, kw), (sh, sw), pads, 0.0, (oh, ow), divisor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t, b, left, right = self.pad
-        if self.method == "max":
-            xp = F.pad(x, (left, right, t, b), value=-math.inf)
-            return F.max_pool2d(xp, self.pool_size, self.stride)
-        xp = F.pad(x, (left, right, t, b), value=0.0)
-        total = F.avg_pool2d(xp, self.pool_size, self.stride, divisor_override=1)
-        ones = F.pad(x.new_ones((1, 1) + tuple(x.shape[-2:])), (left, right, t, b))
-        count = F.avg_pool2d(ones, self.pool_size, self.stride, divisor_override=1)
-        return total / count
+        return pool_with_geometry(x, self.geometry(*x.shape[-2:]))
+
+    def export_form(self, in_shape: tuple[int, ...]) -> nn.Module:
+        """The exact ONNX-exportable form for inputs of ``in_shape`` (C, H, W)."""
+        return StaticPool2d(self.geometry(*in_shape[-2:]), tuple(in_shape))

@@ -1,0 +1,7 @@
+"""``python -m porting.export``."""
+
+import sys
+
+from porting.export.cli import main
+
+sys.exit(main())
