@@ -1,11 +1,11 @@
 """Throughput of a full ``train`` step against the bare model step on the same batch.
 
 A *full step* is what :class:`porting.train.Trainer` does per iteration of the MatConvNet
-recipe: draw the epoch's pairs (:class:`porting.pairs.PairSampler`), crop/flip/mean-subtract
+recipe: draw the epoch's pairs (:class:`porting.train.pairs.PairSampler`), crop/flip/mean-subtract
 the two images of every pair from the uint8 image cache in the background thread of
 :class:`porting.train.BatchStream` (pinned memory and a device-side conversion on CUDA),
 forward both streams, the three summed losses, backward, the BatchNorm moments der
-(:class:`porting.optim.MomentsRecorder`) and :class:`porting.optim.MatConvNetSGD`'s update.
+(:class:`porting.train.optim.MomentsRecorder`) and :class:`porting.train.optim.MatConvNetSGD`'s update.
 The *model-only step* is forward + losses + backward of the same network on one batch
 already on the device: no data, no pairs, no update. Both count pairs per second
 (one pair = two images); the ratio full / model-only is the target (>= 0.85).
@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from porting.models import SiameseReID  # noqa: E402
-from porting.pairs import PairSampler  # noqa: E402
+from porting.train.pairs import PairSampler  # noqa: E402
 from porting.train import BatchStream, TrainConfig, TrainData, Trainer  # noqa: E402
 
 

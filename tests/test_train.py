@@ -1,4 +1,4 @@
-"""``train``: the paper's training recipe (porting.train, porting.pairs, porting.optim).
+"""``train``: the paper's training recipe (porting.train, porting.train.pairs, porting.train.optim).
 
 Everything runs on CPU on small generated datasets in Market-1501 layout. The generated
 "persons" (coloured torso / legs / pattern on a plain background, random shifts and flips) are
@@ -28,7 +28,7 @@ from PIL import Image
 from porting.layers import MatConvNetBatchNorm
 from porting.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from porting.models import build_model
-from porting.optim import (
+from porting.train.optim import (
     CaffeSGD,
     MatConvNetSGD,
     ParamRule,
@@ -37,7 +37,7 @@ from porting.optim import (
     matconvnet_rules,
     parse_schedule,
 )
-from porting.pairs import DXYPairSampler, PairSampler, dividor, matlab_round, num_positives
+from porting.train.pairs import DXYPairSampler, PairSampler, dividor, matlab_round, num_positives
 from porting.train import (
     BatchStream,
     TrainConfig,
@@ -388,7 +388,7 @@ def test_one_step_is_matconvnets_sgd(two_stream_ckpt, tmp_path):
     assert stats[0] == 2
 
     # expected rates from the parity argument of resnet52_market.m (written out, not computed
-    # by porting.optim): conv1 filter 0.001 / bias 0.02, then every filter 0.02, BN mult 0.001,
+    # by porting.train.optim): conv1 filter 0.001 / bias 0.02, then every filter 0.02, BN mult 0.001,
     # BN bias 0.02, moments 0.001; fc751 and fc9 0.01 / 0.2
     def rate(key: str) -> float:
         if key in ("trunk.conv1.weight",):

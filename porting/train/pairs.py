@@ -17,10 +17,12 @@ Two samplers, each a faithful reading of one source:
     identity (``rand_diff_class``: redraw while the label is the anchor's or ``set ~= 1``).
     Rejection sampling is uniform over the accepted set, so it is drawn directly here;
   - ``d = min(5, 2 * 1.01^epoch)`` with MatConvNet's 1-based epoch (the paper, Sec. 3.6:
-    "initial ratio 1:1 ... multiply by 1.01 every epoch until 1:4"; the issue's formula).
-    **The released script writes** ``dividor = max(5, dividor*power(1.01,opts.epoch))``,
-    which keeps ``d = 5`` (10 positives of 48, 1:4) for every epoch below 93, i.e. for the
-    whole 75-epoch run; ``dividor_rule="released"`` reproduces that line literally;
+    "initial ratio 1:1 ... multiply by 1.01 every epoch until 1:4"), which is also what the
+    authors' later commits and HEAD of layumi/2016_person_re-ID write (``min``). **Only the
+    first release, v1.0 (commit 4b7d7d8), writes** ``dividor = max(5, dividor*power(1.01,
+    opts.epoch))``, which keeps ``d = 5`` (10 positives of 48, 1:4) for every epoch below 93,
+    i.e. for the whole 75-epoch run; the model released in March 2017 was probably trained
+    with that rule. ``dividor_rule="v1.0"`` (alias ``"released"``) reproduces it literally;
   - ``getBatch`` then flips each image at random (``vl_imreadjpeg(urls, 'Flip')``) and takes a
     random 224 crop at offsets ``randi(33)`` (0..32) independently for rows and columns of
     both images of the pair; those draws are part of the batch here so that every process of
@@ -64,7 +66,8 @@ __all__ = [
     "epoch_generator",
 ]
 
-DIVIDOR_RULES = ("paper", "released")
+#: ``"released"`` is the old name of ``"v1.0"`` (kept for existing configurations).
+DIVIDOR_RULES = ("paper", "v1.0", "released")
 
 
 def matlab_round(x: float) -> int:
@@ -73,7 +76,7 @@ def matlab_round(x: float) -> int:
 
 
 def dividor(epoch: int, rule: str = "paper") -> float:
-    """``d`` of ``getBatch`` for a 1-based ``epoch``: ``min`` (paper) or ``max`` (released)."""
+    """``d`` of ``getBatch`` for a 1-based ``epoch``: ``min`` (paper, HEAD) or ``max`` (v1.0)."""
     if rule not in DIVIDOR_RULES:
         raise ValueError(f"dividor rule must be one of {DIVIDOR_RULES}, got {rule!r}")
     d = 2.0 * 1.01 ** epoch
@@ -115,8 +118,9 @@ class PairBatch:
         cnn_train_dag splits a batch over GPUs the same way:
         ``subset(batchStart : numSubBatches * numlabs : batchEnd)`` with ``batchStart = t +
         labindex - 1``. One difference, deliberate: there ``getBatch`` runs on each GPU's
-        share, so the positives are the first ``round(n_lab / d)`` of every share (the authors
-        trained on 2 GPUs: ``opts.train.gpus = 2``); here the pairs are drawn once for the
+        share, so the positives are the first ``round(n_lab / d)`` of every share (the older
+        versions of the script set ``opts.train.gpus = 2``; HEAD sets 1); here the pairs are
+        drawn once for the
         global batch, so any number of processes trains on exactly the single-process pairs.
         """
         sl = slice(rank, None, world)

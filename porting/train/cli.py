@@ -1,0 +1,135 @@
+"""``reid-porting train``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from porting.train.distributed import torch_distributed
+from porting.train.recipe import TrainConfig
+from porting.train.trainer import Trainer
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def _pair_floats(text: str) -> tuple[float, float]:
+    parts = [float(x) for x in str(text).split(",")]
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError("expected FILTER,BIAS")
+    return parts[0], parts[1]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train",
+        description="Train the paper's two-stream re-ID network with the authors' MatConvNet "
+        "recipe (default) or D-X-Y's Caffe recipe. Run under torchrun for several GPUs/"
+        "processes: torchrun --nproc_per_node N -m porting.train ...",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("data_root", help="Market-1501/DukeMTMC-reID folder (with bounding_box_train),"
+                   " or cuhk-03.mat for --dataset cuhk03")
+    p.add_argument("-o", "--out", required=True, help="output folder (checkpoints, logs)")
+    p.add_argument("--dataset", default="market1501", choices=["market1501", "dukemtmc",
+                                                               "cuhk03"])
+    p.add_argument("--arch", default="resnet50", choices=["resnet50", "caffenet", "vgg16"])
+    p.add_argument("--recipe", default="matconvnet",
+                   choices=["matconvnet", "market-matconvnet", "caffe-dxy"])
+    p.add_argument("--init", default=None, help="a converted checkpoint (ImageNet .mat/"
+                   "caffemodel converted by convert-matconvnet/convert-caffe, or a two-stream "
+                   "one): its backbone is used, the heads are re-initialised. Default: random")
+    p.add_argument("--width", type=int, default=None, help="ResNet-50 width (random backbone)")
+    p.add_argument("--trunk-kwargs", default=None,
+                   help='JSON kwargs of a random backbone, e.g. \'{"widths": [8,16,16,16,16], '
+                        '"fc_width": 32}\'')
+    g = p.add_argument_group("recipe overrides (defaults: the recipe's)")
+    g.add_argument("--epochs", type=int, default=None)
+    g.add_argument("--lr", default=None, help='MatConvNet global rates, e.g. "0.1*70,0.01*5"')
+    g.add_argument("--batch-size", type=int, default=None, help="pairs per (global) batch")
+    g.add_argument("--iter-size", type=int, default=None, help="caffe-dxy iter_size")
+    g.add_argument("--base-lr", type=float, default=None, help="caffe-dxy base_lr")
+    g.add_argument("--stepsize", type=int, default=None, help="caffe-dxy stepsize")
+    g.add_argument("--max-iter", type=int, default=None, help="caffe-dxy max_iter")
+    g.add_argument("--dropout", type=float, default=None, help="head dropout rate")
+    g.add_argument("--image-size", type=int, default=None, help="training resize (256)")
+    g.add_argument("--crop", type=int, default=None, help="training crop (224/227)")
+    g.add_argument("--jpeg-quality", type=int, default=None,
+                   help="re-encode the resized images as JPEG (prepare_data.m imwrite: 75); "
+                        "0 = no")
+    g.add_argument("--holdout", default="auto", choices=["auto", "matconvnet", "none"],
+                   help="prepare_data.m's ~10%% held-out set (auto: MatConvNet recipe only)")
+    g.add_argument("--split-seed", type=int, default=0)
+    g.add_argument("--cuhk03-split", type=int, default=6,
+                   help="CUHK03 test split (testsets{6} as prepare_imdb.m)")
+    g.add_argument("--dividor-rule", default="paper", choices=["paper", "v1.0", "released"],
+                   help="pair ratio 1:(d-1). paper: d=min(5,2*1.01^epoch), also the script's "
+                        "later commits and HEAD; v1.0 (alias released): max(5, ...) of the "
+                        "first release (4b7d7d8), probably what trained the March 2017 model")
+    g.add_argument("--backbone-lr-mult", type=_pair_floats, default=(0.001, 0.02),
+                   help="backbone learningRate of odd,even parameter indices "
+                        "(resnet52_market.m: 0.001,0.02)")
+    g.add_argument("--fc751-lr-mult", type=_pair_floats, default=(0.01, 0.2),
+                   help="fc751 filter,bias learningRate (train_id_net_res_2stream.m)")
+    g.add_argument("--fc9-lr-mult", type=_pair_floats, default=(0.01, 0.2),
+                   help="fc9 filter,bias learningRate (initParams.m: 0.01,0.2; stock "
+                        "MatConvNet: 1,1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--resume", default="auto",
+                   help="auto (the last net-epoch-N.pth in --out, as cnn_train_dag), none, or "
+                        "a checkpoint path")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="evaluate retrieval every K epochs (always at the end)")
+    p.add_argument("--eval-split", default="auto", choices=["auto", "test", "heldout", "none"])
+    p.add_argument("--workers", type=int, default=0,
+                   help="threads to resize images, DataLoader workers for evaluation")
+    p.add_argument("--cache-dir", default=None, help="keep the resized images here (.npy)")
+    p.add_argument("--keep-last", type=int, default=0,
+                   help="keep only the last K checkpoints (0: all, as MatConvNet)")
+    p.add_argument("--log-pairs", action="store_true",
+                   help="write every batch's pairs and augmentation draws (pairs.*.jsonl)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    kw = json.loads(args.trunk_kwargs) if args.trunk_kwargs else {}
+    if not isinstance(kw, dict):
+        raise ValueError("--trunk-kwargs must be a JSON object")
+    if args.width is not None:
+        kw["width"] = args.width
+    return TrainConfig(
+        data_root=args.data_root, out=args.out, dataset=args.dataset, arch=args.arch,
+        recipe=args.recipe, init=args.init, trunk_kwargs=kw, epochs=args.epochs, lr=args.lr,
+        batch_size=args.batch_size, iter_size=args.iter_size, base_lr=args.base_lr,
+        stepsize=args.stepsize, max_iter=args.max_iter, dropout=args.dropout,
+        image_size=args.image_size, crop=args.crop, jpeg_quality=args.jpeg_quality,
+        holdout=args.holdout, split_seed=args.split_seed, cuhk03_split=args.cuhk03_split,
+        dividor_rule=args.dividor_rule,
+        backbone_lr=tuple(args.backbone_lr_mult), fc751_lr=tuple(args.fc751_lr_mult),
+        fc9_lr=tuple(args.fc9_lr_mult), seed=args.seed, device=args.device,
+        resume=args.resume, eval_every=args.eval_every, eval_split=args.eval_split,
+        workers=args.workers, cache_dir=args.cache_dir, keep_last=args.keep_last,
+        log_pairs=args.log_pairs, quiet=args.quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        trainer = Trainer(cfg)
+        trainer.fit()
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        d = torch_distributed()
+        if d is not None:
+            d.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
