@@ -6,13 +6,11 @@ import argparse
 import json
 import sys
 
+from porting.cli import HelpFormatter, examples_epilog
+from porting.outputs import output_dir
 from porting.train.distributed import torch_distributed
 from porting.train.recipe import TrainConfig
 from porting.train.trainer import Trainer
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------
 
 
 def _pair_floats(text: str) -> tuple[float, float]:
@@ -24,28 +22,42 @@ def _pair_floats(text: str) -> tuple[float, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="train",
+        prog="reid-porting train", epilog=examples_epilog("train"),
         description="Train the paper's two-stream re-ID network with the authors' MatConvNet "
-        "recipe (default) or D-X-Y's Caffe recipe. Run under torchrun for several GPUs/"
-        "processes: torchrun --nproc_per_node N -m porting.train ...",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "recipe (default) or D-X-Y's Caffe recipe, and the paper's loss variants (Table 2, "
+        "Sec. 4.2). Run under torchrun for several GPUs/processes: torchrun --nproc_per_node N "
+        "-m porting.train ...",
+        formatter_class=HelpFormatter)
     p.add_argument("data_root", help="Market-1501/DukeMTMC-reID folder (with bounding_box_train),"
                    " or cuhk-03.mat for --dataset cuhk03")
-    p.add_argument("-o", "--out", required=True, help="output folder (checkpoints, logs)")
+    p.add_argument("-o", "--out", required=True, help="output folder (checkpoints, logs); "
+                   "removed again if the run fails before writing anything")
     p.add_argument("--dataset", default="market1501", choices=["market1501", "dukemtmc",
-                                                               "cuhk03"])
-    p.add_argument("--arch", default="resnet50", choices=["resnet50", "caffenet", "vgg16"])
+                                                               "cuhk03"],
+                   help="which training set data_root holds")
+    p.add_argument("--arch", default="resnet50", choices=["resnet50", "caffenet", "vgg16"],
+                   help="backbone")
     p.add_argument("--recipe", default="matconvnet",
-                   choices=["matconvnet", "market-matconvnet", "caffe-dxy"])
+                   choices=["matconvnet", "market-matconvnet", "caffe-dxy"],
+                   help="the authors' MatConvNet recipe or D-X-Y's Caffe re-implementation")
+    v = p.add_argument_group("model variant (the paper's Table 2 and Sec. 4.2)")
+    v.add_argument("--losses", default="I+V", choices=["I+V", "I", "V"],
+                   help="identification + verification (the paper's model, weights 0.5/0.5/1), "
+                        "identification only, or verification only")
+    v.add_argument("--verification", default="softmax", choices=["softmax", "contrastive"],
+                   help="the 2-way softmax over fc9, or the contrastive loss the paper compares "
+                        "with (on the L2-normalised pooled descriptors)")
+    v.add_argument("--contrastive-margin", type=float, default=1.0,
+                   help="margin of the contrastive loss (the paper does not give one)")
     p.add_argument("--init", default=None, help="a converted checkpoint (ImageNet .mat/"
                    "caffemodel converted by convert-matconvnet/convert-caffe, or a two-stream "
                    "one): its backbone is used, the heads are re-initialised. Default: random")
     p.add_argument("--width", type=int, default=None, help="ResNet-50 width (random backbone)")
     p.add_argument("--trunk-kwargs", default=None,
-                   help='JSON kwargs of a random backbone, e.g. \'{"widths": [8,16,16,16,16], '
-                        '"fc_width": 32}\'')
+                   help='JSON kwargs of a random backbone: {"width": 8} for resnet50, '
+                        '{"widths": [8,16,16,16,16], "fc_width": 32} for caffenet/vgg16')
     g = p.add_argument_group("recipe overrides (defaults: the recipe's)")
-    g.add_argument("--epochs", type=int, default=None)
+    g.add_argument("--epochs", type=int, default=None, help="MatConvNet epochs")
     g.add_argument("--lr", default=None, help='MatConvNet global rates, e.g. "0.1*70,0.01*5"')
     g.add_argument("--batch-size", type=int, default=None, help="pairs per (global) batch")
     g.add_argument("--iter-size", type=int, default=None, help="caffe-dxy iter_size")
@@ -59,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-encode the resized images as JPEG (prepare_data.m imwrite: 75); "
                         "0 = no")
     g.add_argument("--holdout", default="auto", choices=["auto", "matconvnet", "none"],
-                   help="prepare_data.m's ~10%% held-out set (auto: MatConvNet recipe only)")
-    g.add_argument("--split-seed", type=int, default=0)
+                   help="the authors' ~10%% held-out set (Market: prepare_data.m, CUHK03: "
+                        "prepare_imdb.m; auto: MatConvNet recipe only)")
+    g.add_argument("--split-seed", type=int, default=0, help="seed of the held-out draw")
     g.add_argument("--cuhk03-split", type=int, default=6,
                    help="CUHK03 test split (testsets{6} as prepare_imdb.m)")
     g.add_argument("--dividor-rule", default="paper", choices=["paper", "v1.0", "released"],
@@ -75,14 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fc9-lr-mult", type=_pair_floats, default=(0.01, 0.2),
                    help="fc9 filter,bias learningRate (initParams.m: 0.01,0.2; stock "
                         "MatConvNet: 1,1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of pairs, crops, flips, init")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--resume", default="auto",
                    help="auto (the last net-epoch-N.pth in --out, as cnn_train_dag), none, or "
                         "a checkpoint path")
     p.add_argument("--eval-every", type=int, default=0,
                    help="evaluate retrieval every K epochs (always at the end)")
-    p.add_argument("--eval-split", default="auto", choices=["auto", "test", "heldout", "none"])
+    p.add_argument("--eval-split", default="auto", choices=["auto", "test", "heldout", "none"],
+                   help="what the evaluation ranks (auto: the test split when present)")
     p.add_argument("--workers", type=int, default=0,
                    help="threads to resize images, DataLoader workers for evaluation")
     p.add_argument("--cache-dir", default=None, help="keep the resized images here (.npy)")
@@ -90,12 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep only the last K checkpoints (0: all, as MatConvNet)")
     p.add_argument("--log-pairs", action="store_true",
                    help="write every batch's pairs and augmentation draws (pairs.*.jsonl)")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or epoch lines")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    kw = json.loads(args.trunk_kwargs) if args.trunk_kwargs else {}
+    try:
+        kw = json.loads(args.trunk_kwargs) if args.trunk_kwargs else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--trunk-kwargs is not JSON: {exc}") from None
     if not isinstance(kw, dict):
         raise ValueError("--trunk-kwargs must be a JSON object")
     if args.width is not None:
@@ -112,15 +129,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         fc9_lr=tuple(args.fc9_lr_mult), seed=args.seed, device=args.device,
         resume=args.resume, eval_every=args.eval_every, eval_split=args.eval_split,
         workers=args.workers, cache_dir=args.cache_dir, keep_last=args.keep_last,
-        log_pairs=args.log_pairs, quiet=args.quiet)
+        log_pairs=args.log_pairs, quiet=args.quiet, losses=args.losses,
+        verification=args.verification, contrastive_margin=args.contrastive_margin)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = config_from_args(args)
-        trainer = Trainer(cfg)
-        trainer.fit()
+        with output_dir(cfg.out):  # a run that fails before writing leaves no empty folder
+            Trainer(cfg).fit()
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 2
@@ -130,6 +148,3 @@ def main(argv: list[str] | None = None) -> int:
             d.destroy_process_group()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,10 +18,27 @@ from porting.train.optim import (
 from porting.train.recipe import TrainRecipe
 
 
+def _check_trunk_kwargs(arch: str, kw: dict[str, Any]) -> None:
+    """Refuse keyword arguments the backbone's constructor does not take, naming them."""
+    import inspect
+
+    from porting.models import BACKBONES
+
+    if arch not in BACKBONES:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(BACKBONES)}")
+    accepted = set(inspect.signature(BACKBONES[arch]).parameters)
+    unknown = sorted(set(kw) - accepted)
+    if unknown:
+        takes = sorted(accepted - {"semantics", "num_classes"})
+        raise ValueError(f"--trunk-kwargs: {', '.join(unknown)} not accepted by --arch {arch} "
+                         f"(it takes {', '.join(takes)})")
+
+
 def trunk_spec(arch: str, semantics: str, trunk_kwargs: dict[str, Any] | None = None
                ) -> tuple[dict[str, Any], int]:
     """Spec of a backbone without its classifier, and its feature width."""
     kw = dict(trunk_kwargs or {})
+    _check_trunk_kwargs(arch, kw)
     kw.update({"semantics": semantics, "num_classes": None})
     if arch == "resnet50":
         feat = 32 * int(kw.get("width", 64))
@@ -138,7 +155,9 @@ def build_model_for(recipe: TrainRecipe, num_ids: int, *, init: str | None = Non
     _, feat = trunk_spec(recipe.arch, recipe.semantics, tspec["kwargs"])
     spec = {"name": "siamese", "trunk": tspec,
             "kwargs": {"feat_dim": feat, "num_ids": int(num_ids),
-                       "dropout": float(recipe.dropout if dropout is None else dropout)}}
+                       "dropout": float(recipe.dropout if dropout is None else dropout),
+                       "verification": recipe.verification,
+                       "margin": float(recipe.contrastive_margin)}}
     model = build_model(spec)
     if tsd is not None:
         missing, unexpected = model.trunk.load_state_dict(tsd, strict=False)

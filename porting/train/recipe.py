@@ -43,6 +43,9 @@ class TrainRecipe:
     holdout: bool = True
     semantics: str = "matconvnet"
     source: str = ""
+    losses: str = "I+V"  # which losses train: see LOSSES
+    verification: str = "softmax"  # or "contrastive" (the paper's Sec. 4.2 comparison)
+    contrastive_margin: float = 1.0
 
     @property
     def max_offset(self) -> int:
@@ -51,6 +54,15 @@ class TrainRecipe:
     @property
     def epochs(self) -> int:
         return len(self.lr_schedule)
+
+
+#: The variants of Table 2: which of the recipe's loss weights stay on. ``I+V`` is the paper's
+#: model (MatConvNet 0.5 / 0.5 / 1); ``I`` trains the two identification losses alone
+#: (the same two-stream batch, the verification weight 0), ``V`` the verification loss alone.
+LOSSES = {"I+V": (1, 1, 1), "I": (1, 1, 0), "V": (0, 0, 1)}
+#: The registry's model name (``porting.validation.published``) each variant should reach.
+VARIANT_MODEL = {("I+V", "softmax"): "I+V", ("I", "softmax"): "I", ("V", "softmax"): "V",
+                 ("I+V", "contrastive"): "contrastive"}
 
 
 def get_train_recipe(name: str, arch: str) -> TrainRecipe:
@@ -125,6 +137,9 @@ class TrainConfig:
     keep_last: int = 0
     log_pairs: bool = False
     quiet: bool = False
+    losses: str = "I+V"
+    verification: str = "softmax"
+    contrastive_margin: float = 1.0
 
 
 def recipe_from(cfg: TrainConfig) -> TrainRecipe:
@@ -144,6 +159,17 @@ def recipe_from(cfg: TrainConfig) -> TrainRecipe:
             upd[name] = v
     if cfg.holdout != "auto":
         upd["holdout"] = cfg.holdout == "matconvnet"
+    if cfg.losses not in LOSSES:
+        raise ValueError(f"--losses must be one of {list(LOSSES)}, got {cfg.losses!r}")
+    if (cfg.losses, cfg.verification) not in VARIANT_MODEL:
+        raise ValueError(f"--losses {cfg.losses} with --verification {cfg.verification} is not "
+                         f"a variant of the paper; known: {sorted(VARIANT_MODEL)}")
+    if not cfg.contrastive_margin > 0:
+        raise ValueError(f"--contrastive-margin must be positive, got {cfg.contrastive_margin}")
+    upd["loss_weights"] = tuple(w * k for w, k in zip(r.loss_weights, LOSSES[cfg.losses],
+                                                      strict=True))
+    upd.update(losses=cfg.losses, verification=cfg.verification,
+               contrastive_margin=float(cfg.contrastive_margin))
     r = replace(r, **upd)
     if r.crop > r.image_size:
         raise ValueError(f"crop {r.crop} is larger than the image size {r.image_size}")

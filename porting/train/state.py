@@ -13,6 +13,7 @@ import numpy as np
 
 from porting.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from porting.train.distributed import barrier
+from porting.train.recipe import VARIANT_MODEL
 
 
 class TrainingState:
@@ -31,6 +32,9 @@ class TrainingState:
                   else "fc7", "two_stream": True,
                   "loss_weights": dict(zip(("objective", "objective_2", "objective_final"),
                                            r.loss_weights, strict=True)),
+                  "losses": r.losses, "verification": r.verification,
+                  # the registry's model name (porting.validation.published) it should reach
+                  "model_variant": VARIANT_MODEL[(r.losses, r.verification)],
                   "label_pids": [int(p) for p in self._label_pids()],
                   "stats": self.history[-1] if self.history else {}})
         ck["training"] = {

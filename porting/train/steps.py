@@ -15,28 +15,49 @@ from porting.train.optim import (
 )
 
 
+def _verification_error(out, same: torch.Tensor, verification: str, margin: float
+                        ) -> torch.Tensor:
+    """Wrongly judged pairs: the 2-way arg-max, or a distance on the wrong side of m/2."""
+    from porting.layers import class_error
+
+    if verification == "contrastive":
+        judged_same = out.dist_prediction.reshape(-1) < margin / 2
+        truth = same.reshape(-1) == 0
+        return (judged_same != truth).sum().to(out.dist_prediction.dtype)
+    return class_error(out.dist_prediction, same)
+
+
+def losses_and_stats(net, s: Step, weights: tuple[float, float, float], reduction: str,
+                     verification: str, margin: float):
+    """The three weighted losses of one batch and its log statistics (pairs, the three
+    objectives summed over pairs, the three error counts)."""
+    from porting.layers import class_error
+    from porting.models import SiameseReID
+
+    out = net(s.x1, s.x2)
+    loss = SiameseReID.loss(out, s.label, s.label_2, s.same, weights, reduction, verification,
+                            margin)
+    n = s.x1.shape[0]
+    with torch.no_grad():
+        objs = [loss.objective, loss.objective_2, loss.objective_final]
+        if reduction != "sum":
+            objs = [o * n for o in objs]
+        stats = torch.stack([torch.tensor(float(n), device=objs[0].device),
+                             *[o.detach() for o in objs],
+                             class_error(out.prediction, s.label),
+                             class_error(out.prediction_2, s.label_2),
+                             _verification_error(out, s.same, verification, margin)])
+    return loss, stats
+
+
 class Steps:
     """The iteration steps of :class:`~porting.train.trainer.Trainer` (its model, optimiser and
     recorder)."""
 
     def _forward(self, s: Step, weights: tuple[float, float, float], reduction: str):
-        from porting.layers import class_error
-        from porting.models import SiameseReID
-
-        out = self.net(s.x1, s.x2)
-        loss = SiameseReID.loss(out, s.label, s.label_2, s.same, weights, reduction)
-        n = s.x1.shape[0]
-        with torch.no_grad():
-            if reduction == "sum":
-                objs = [loss.objective, loss.objective_2, loss.objective_final]
-            else:
-                objs = [loss.objective * n, loss.objective_2 * n, loss.objective_final * n]
-            stats = torch.stack([torch.tensor(float(n), device=objs[0].device), *[o.detach()
-                                 for o in objs],
-                                 class_error(out.prediction, s.label),
-                                 class_error(out.prediction_2, s.label_2),
-                                 class_error(out.dist_prediction, s.same)])
-        return loss, stats
+        r = self.recipe
+        return losses_and_stats(self.net, s, weights, reduction, r.verification,
+                                r.contrastive_margin)
 
     def train_step_matconvnet(self, s: Step, lr: float) -> torch.Tensor:
         """One ``cnn_train_dag`` iteration: forward, backward of the summed weighted losses,
@@ -78,15 +99,7 @@ class Steps:
 
     def _eval_forward(self, s: Step):
         # the bare module: no DDP hooks in evaluation
-        from porting.layers import class_error
-        from porting.models import SiameseReID
-
-        out = self.model(s.x1, s.x2)
-        loss = SiameseReID.loss(out, s.label, s.label_2, s.same, self.recipe.loss_weights, "sum")
-        n = s.x1.shape[0]
-        stats = torch.stack([torch.tensor(float(n), device=out.prediction.device),
-                             loss.objective, loss.objective_2, loss.objective_final,
-                             class_error(out.prediction, s.label),
-                             class_error(out.prediction_2, s.label_2),
-                             class_error(out.dist_prediction, s.same)])
-        return loss, stats
+        r = self.recipe
+        with torch.no_grad():
+            return losses_and_stats(self.model, s, r.loss_weights, "sum", r.verification,
+                                    r.contrastive_margin)
