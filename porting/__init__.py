@@ -1,6 +1,27 @@
 """reid-porting: faithful PyTorch ports of the MatConvNet and Caffe re-ID models of
 Zheng, Zheng & Yang, "A Discriminatively Learned CNN Embedding for Person
-Re-identification" (ACM TOMM 2017)."""
+Re-identification" (ACM TOMM 2017).
+
+The data path, and where each step lives::
+
+    files ──> preprocessing ──> model (layers) ──> features ──> metrics ──> report
+    .mat/.caffemodel   porting.preprocess   porting.graph /      porting.recipes    porting.validation
+    (porting.converters) porting.imresize   porting.models on    porting.feature_   .metrics / .report
+                                            porting.layers       extractor
+
+Three layers, imported one way (layers <- pipeline <- applications):
+
+* **semantics** -- :mod:`porting.layers`: each Caffe / MatConvNet layer behaviour once, with
+  its exact export form;
+* **pipeline** -- :mod:`porting.preprocess` and :mod:`porting.imresize` (the original
+  preprocessing), :mod:`porting.recipes` (descriptors), :mod:`porting.checkpoint` and
+  :mod:`porting.loading` (the checkpoint format), :mod:`porting.graph` (the graph runner),
+  :mod:`porting.models`, :mod:`porting.feature_extractor`, :mod:`porting.inference` (fast or
+  exact arithmetic), :mod:`porting.outputs`, :mod:`porting.progress`;
+* **applications** -- :mod:`porting.converters`, :mod:`porting.validation`,
+  :mod:`porting.train`, :mod:`porting.export`, :mod:`porting.demo`, and :mod:`porting.cli`
+  (``reid-porting VERB``).
+"""
 
 from porting.checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint
 from porting.feature_extractor import FeatureExtractor
