@@ -4,10 +4,9 @@ Re-identification" (ACM TOMM 2017).
 
 The data path, and where each step lives::
 
-    files ──> preprocessing ──> model (layers) ──> features ──> metrics ──> report
-    .mat/.caffemodel   porting.preprocess   porting.graph /      porting.recipes    porting.validation
-    (porting.converters) porting.imresize   porting.models on    porting.feature_   .metrics / .report
-                                            porting.layers       extractor
+    files          -> preprocessing     -> model (layers)   -> features         -> metrics, report
+    converters,       preprocess,          graph, models,      recipes,            validation
+    validation        imresize             layers              feature_extractor   .metrics, .report
 
 Three layers, imported one way (layers <- pipeline <- applications):
 
