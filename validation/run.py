@@ -1,8 +1,11 @@
-"""What ``validate`` runs: load a checkpoint, extract as the authors did, score as the
-official code does, and compare with the published figures."""
+"""What ``validate`` runs: load a checkpoint, extract as the authors did, score every asked
+protocol as the official code does. Scores are collected per protocol name (those of
+:data:`porting.validation.published.PROTOCOLS`) so that each published figure is compared
+with the protocol that produced it."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +20,7 @@ from porting.preprocess import Preprocess
 from porting.recipes import get_recipe
 
 from . import metrics
-from .camera_pairs import evaluate_camera_pairs
+from .camera_pairs import CameraPairResult, evaluate_camera_pairs
 from .datasets import ReIDDataset, ReIDSplit
 from .extract import extract_features
 
@@ -30,6 +33,7 @@ class Loaded:
     arch: str | None
     sha256: str | None
     path: str
+    variant: str | None = None  # "I+V", "I", "V", "contrastive" when the checkpoint says
 
 
 def load_for_validation(path: str, recipe: str | None = None) -> Loaded:
@@ -43,8 +47,41 @@ def load_for_validation(path: str, recipe: str | None = None) -> Loaded:
     name = arch.get("trunk", {}).get("name") if arch.get("name") == "siamese" else arch.get("name")
     from porting.checkpoint import sha256_file
 
-    return Loaded(model, Preprocess.from_dict(spec), recipe or ckpt.get("recipe") or "pool5-l2",
-                  name, sha256_file(path), str(path))
+    training = ckpt.get("training") or {}
+    variant = training.get("losses") if isinstance(training, dict) else None
+    loaded = Loaded(model, Preprocess.from_dict(spec), ckpt.get("recipe") or "pool5-l2", name,
+                    sha256_file(path), str(path), variant if isinstance(variant, str) else None)
+    if recipe is not None:
+        use_recipe(loaded, recipe)
+    return loaded
+
+
+def recipe_preprocess(recipe: str, pre: Preprocess) -> Preprocess:
+    """The image-side steps of ``recipe``'s script, from the checkpoint's own ``pre``.
+
+    ``market-matconvnet-v1``: ``imresize(imread(p),[224 224])`` on uint8 (MATLAB bicubic),
+    minus the checkpoint's mean, no flip. ``cuhk03-matconvnet``: ``prepare_test.m`` +
+    ``test_cuhk03_res.m``. Other recipes keep the checkpoint's preprocessing.
+    """
+    if recipe == "market-matconvnet-v1":
+        return dataclasses.replace(
+            pre, input_size=(224, 224), resize=(224, 224), resize_method="matlab-bicubic",
+            crop="none", flip=False,
+            source="layumi/2016_person_re-ID v1.0 test/test_gallery_res.m: "
+            "imresize(imread(path),[224 224]) on uint8; single(im) - averageImage")
+    if recipe == "cuhk03-matconvnet":
+        from porting.preprocess import cuhk03_matconvnet
+
+        return cuhk03_matconvnet(mean_image=pre.mean)
+    return pre
+
+
+def use_recipe(loaded: Loaded, recipe: str) -> None:
+    """Switch ``loaded`` to ``recipe`` (and that script's preprocessing)."""
+    get_recipe(recipe)  # unknown names fail here
+    if recipe != loaded.recipe:
+        loaded.preprocess = recipe_preprocess(recipe, loaded.preprocess)
+        loaded.recipe = recipe
 
 
 @dataclass
@@ -72,46 +109,136 @@ def _pct(x: float) -> float:
     return 100.0 * x
 
 
+def summarize(res: metrics.RankingResult) -> dict[str, float]:
+    """mAP, mINP and rank-1/5/10/20 of one protocol, in percent (NaN when not defined)."""
+    out = {"mAP": _pct(res.mAP)}
+    if res.inp is not None:
+        out["mINP"] = _pct(res.mINP)
+    out.update({f"rank{k}": _pct(res.rank(k)) for k in (1, 5, 10, 20)})
+    return out
+
+
 @dataclass
 class MarketResult:
+    """Per-protocol summaries (percent), CMC curves (fractions) and the JSON extras."""
+
     single: metrics.RankingResult
-    summary: dict[str, float]
+    protocols: dict[str, dict[str, float]]
+    curves: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    camera_pairs: CameraPairResult | None = None
+
+    @property
+    def summary(self) -> dict[str, float]:
+        return self.protocols["single-query"]
+
+
+@dataclass(frozen=True)
+class ReRank:
+    k1: int = 20
+    k2: int = 6
+    lambda_value: float = 0.3
+
+
+def _multi_query(res: MarketResult, gt_features: torch.Tensor, gf: torch.Tensor,
+                 data: ReIDDataset, rank_size: int | None) -> None:
+    q, g = data.query, data.gallery
+    qp, qc, gp, gc = q.pids, q.camids, g.pids, g.camids
+    key = {(int(p), int(c)): i for i, (p, c) in enumerate(zip(qp, qc, strict=True))}
+    idx = np.asarray([key.get((int(p), int(c)), -1)
+                      for p, c in zip(data.gt_bbox.pids, data.gt_bbox.camids, strict=True)])
+    keep = np.flatnonzero(idx >= 0)
+    pooled, feats = {}, {}
+    for mode in ("max", "avg"):
+        mq = metrics.pool_multi_query(gt_features[keep], idx[keep], len(qp), mode)
+        r = metrics.evaluate_market_features(mq, gf, qp, gp, qc, gc, rank_size)
+        pooled[mode], feats[mode] = r, mq
+        res.protocols[f"multi-query {mode}"] = summarize(r)
+        res.curves[f"multi-query {mode}"] = r.cmc.tolist()
+        res.extra[f"multi_query_{mode}"] = {"mAP": _pct(r.mAP), "rank1": _pct(r.rank(1)),
+                                            "mINP": _pct(r.mINP), "ap": r.ap.tolist()}
+    lines = metrics.multi_query_lines(pooled["max"], pooled["avg"])
+    for mode, (m, r1) in (("avg", lines.official_avg), ("max", lines.official_max)):
+        res.protocols[f"multi-query {mode} (as printed)"] = {"mAP": _pct(m), "rank1": _pct(r1)}
+    res.extra["official_printed_multi_query_lines"] = {
+        k: [_pct(v) for v in getattr(lines, k)] for k in ("official_avg", "official_max")}
+    qe = metrics.multi_query_rerank(metrics.sqdist(feats["max"], gf), gf, qp, gp, qc, gc,
+                                    rank_size)
+    res.protocols["multi-query max + 1-NN QE"] = summarize(qe)
+    res.curves["multi-query max + 1-NN QE"] = qe.cmc.tolist()
+
+
+def _re_rank(res: MarketResult, qf: torch.Tensor, gf: torch.Tensor, data: ReIDDataset,
+             rank_size: int | None, params: ReRank) -> None:
+    try:
+        from .rerank import re_rank_features
+    except ImportError as exc:  # the module is written by another change
+        raise ValueError(f"--re-rank needs porting.validation.rerank ({exc})") from None
+    q, g = data.query, data.gallery
+    dist = re_rank_features(qf, gf, k1=params.k1, k2=params.k2,
+                            lambda_value=params.lambda_value)
+    dist = torch.as_tensor(np.asarray(dist), dtype=torch.float32)
+    r = metrics.evaluate_market(dist, q.pids, g.pids, q.camids, g.camids, rank_size)
+    res.protocols["k-reciprocal re-ranking"] = summarize(r)
+    res.curves["k-reciprocal re-ranking"] = r.cmc.tolist()
+    res.extra["re_rank"] = {"k1": params.k1, "k2": params.k2,
+                            "lambda_value": params.lambda_value, "rank_size": rank_size,
+                            "mAP": _pct(r.mAP), "rank1": _pct(r.rank(1)),
+                            "mINP": _pct(r.mINP), "ap": r.ap.tolist(), "cmc": r.cmc.tolist(),
+                            "source": "Zhong, Zheng, Cao, Li, CVPR 2017 (k-reciprocal "
+                            "encoding), then the official Market-1501 scoring"}
 
 
 def score_market(qf: torch.Tensor, gf: torch.Tensor, data: ReIDDataset,
                  rank_size: int | None, camera_pairs: bool = False,
-                 gt_features: torch.Tensor | None = None) -> MarketResult:
-    """The official single-query protocol (+ multi-query and camera pairs when asked)."""
+                 gt_features: torch.Tensor | None = None, *, re_rank: ReRank | None = None,
+                 dxy: bool = False, keep_ranking: bool = False) -> MarketResult:
+    """The official single-query protocol, plus multi-query (with ``gt_features``), camera
+    pairs, k-reciprocal re-ranking and D-X-Y's evaluation when asked."""
     q, g = data.query, data.gallery
     qp, qc, gp, gc = q.pids, q.camids, g.pids, g.camids
     if rank_size is not None and rank_size >= len(gp):
         rank_size = None  # keeping the top n >= gallery size keeps every entry
-    res = metrics.evaluate_market_features(qf, gf, qp, gp, qc, gc, rank_size)
-    summary = {"mAP": _pct(res.mAP), "rank1": _pct(res.rank(1)), "rank5": _pct(res.rank(5)),
-               "rank10": _pct(res.rank(10))}
-    extra: dict[str, Any] = {}
+    single = metrics.evaluate_market_features(qf, gf, qp, gp, qc, gc, rank_size,
+                                              keep_ranking=keep_ranking)
+    res = MarketResult(single, {"single-query": summarize(single)},
+                       {"single-query": single.cmc.tolist()})
     if gt_features is not None and data.gt_bbox is not None:
-        key = {(int(p), int(c)): i for i, (p, c) in enumerate(zip(qp, qc, strict=True))}
-        idx = [key.get((int(p), int(c)), -1) for p, c in zip(data.gt_bbox.pids,
-                                                            data.gt_bbox.camids, strict=True)]
-        keep = [i for i, k in enumerate(idx) if k >= 0]
-        pooled = {}
-        for mode in ("max", "avg"):
-            mq = metrics.pool_multi_query(gt_features[keep], np.asarray(idx)[keep], len(qp),
-                                          mode)
-            r = metrics.evaluate_market_features(mq, gf, qp, gp, qc, gc, rank_size)
-            pooled[mode] = r
-            extra[f"multi_query_{mode}"] = {"mAP": _pct(r.mAP), "rank1": _pct(r.rank(1))}
-        lines = metrics.multi_query_lines(pooled["max"], pooled["avg"])
-        extra["official_printed_multi_query_lines"] = {
-            k: [_pct(v) for v in getattr(lines, k)] for k in ("official_avg", "official_max")}
+        _multi_query(res, gt_features, gf, data, rank_size)
     if camera_pairs:
-        d = metrics.sqdist(qf, gf)
-        cp = evaluate_camera_pairs(d, qp, gp, qc, gc, rank_size)
-        extra["camera_pairs"] = {"ap_cm": cp.ap_cm.tolist(), "r1_cm": cp.r1_cm.tolist(),
-                                 "offdiag_mAP_r1": list(cp.offdiag)}
-    return MarketResult(res, summary, extra)
+        cp = evaluate_camera_pairs(metrics.sqdist(qf, gf), qp, gp, qc, gc, rank_size)
+        res.camera_pairs = cp
+        res.protocols["camera pairs"] = {"mAP": _pct(cp.offdiag[0]),
+                                         "rank1": _pct(cp.offdiag[1])}
+        res.extra["camera_pairs"] = {"ap_cm": cp.ap_cm.tolist(), "r1_cm": cp.r1_cm.tolist(),
+                                     "offdiag_mAP_r1": list(cp.offdiag)}
+    if re_rank is not None:
+        _re_rank(res, qf, gf, data, rank_size, re_rank)
+    if dxy:
+        from .dxy_protocol import evaluate_dxy
+
+        for distance in ("cosine", "euclidean"):
+            r = evaluate_dxy(qf, gf, qp, gp, qc, gc, distance)
+            res.protocols[f"dxy {distance}"] = summarize(r)
+            res.curves[f"dxy {distance}"] = r.cmc.tolist()
+    return res
+
+
+def market_counts(data: ReIDDataset) -> dict[str, int]:
+    """The counts :func:`~porting.validation.published.split_mismatch` compares."""
+    q, g = data.query, data.gallery
+    n_base = len(g.pids) - data.n_distractors
+    return {"query images": len(q.pids), "gallery images": n_base,
+            "query identities": len({int(p) for p in q.pids if p > 0}),
+            "gallery identities": len({int(p) for p in g.pids[:n_base] if p > 0}),
+            "distractors": data.n_distractors}
+
+
+def cuhk03_counts(path: str) -> dict[str, int]:
+    """Identities, test identities per split and splits of a ``cuhk-03.mat``."""
+    from .datasets import cuhk03_counts as counts
+
+    return counts(path)
 
 
 def score_cuhk03(f1: torch.Tensor, f2: torch.Tensor, label1: np.ndarray, label2: np.ndarray,
@@ -121,12 +248,17 @@ def score_cuhk03(f1: torch.Tensor, f2: torch.Tensor, label1: np.ndarray, label2:
     picks = metrics.draw_cuhk03_single_shot_picks(label1, label2, np.random.default_rng(seed),
                                                   n_reps=reps)
     ss = metrics.evaluate_cuhk03_singleshot(f1, f2, label1, label2, picks)
-    out = {"multi-shot": {"mAP": _pct(ms.mAP), "rank1": _pct(ms.rank(1)),
-                          "rank5": _pct(ms.rank(5)), "rank10": _pct(ms.rank(10))}}
+    out = {"multi-shot": summarize(ms)}
     r = np.asarray(ss.r1_r5_r10, dtype=float).ravel()  # fractions, as the script prints
     out["single-shot"] = {"mAP": _pct(float(ss.mAP)), "rank1": _pct(r[0]),
                           "rank5": _pct(r[1]), "rank10": _pct(r[2])}
     return out
+
+
+def mean_over_splits(per_split: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """The paper's CUHK03 figure: each metric averaged over the splits (§4.1)."""
+    return {proto: {m: float(np.mean([s[proto][m] for s in per_split]))
+                    for m in per_split[0][proto]} for proto in per_split[0]}
 
 
 def score_oxford(db: torch.Tensor, queries: torch.Tensor, data) -> dict[str, Any]:
@@ -145,4 +277,3 @@ def timed(fn, *args, **kwargs):
     t = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t
-
