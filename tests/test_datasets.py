@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import time
 from pathlib import Path
 
 import numpy as np
@@ -428,12 +427,10 @@ def test_oxford5k_ground_truth(tmp_path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_mini_market_is_complete_consistent_deterministic_and_fast(tmp_path) -> None:
+def test_mini_market_is_complete_consistent_deterministic(tmp_path) -> None:
+    """(Its build time is measured in bench/preprocess.py, not here.)"""
     assert len(sample_paths()) == 13
-    t0 = time.perf_counter()
     root = build_mini_market(tmp_path / "a", seed=0)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 2.0, f"build_mini_market took {elapsed:.2f}s"
     ds = load_market1501(root, check_images="decode")
     assert set(ds.query.names) == {p.name for p in sample_paths()} - set(ds.gallery.names)
     g = ds.gallery

@@ -253,17 +253,6 @@ def test_bad_images_are_rejected() -> None:
         imresize([[1, 2], [3, 4]], (4, 4))  # type: ignore[arg-type]
 
 
-def test_market_resize_is_fast(rng: np.random.Generator) -> None:
-    import time
-
-    u8 = rng.integers(0, 256, (128, 64, 3), dtype=np.uint8)
-    imresize(u8, (256, 256))  # warm the weight cache
-    start = time.perf_counter()
-    for _ in range(10):
-        imresize(u8, (256, 256))
-    assert (time.perf_counter() - start) / 10 < 0.05
-
-
 # --------------------------------------------------------------------------- Caffe
 
 
