@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-matrix lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ demo: $(STAMP)
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The suite must not depend on the machine's float32 kernels: run it with 1 and 2 threads and
+# with oneDNN (mkldnn) disabled (tests/conftest.py reads REID_PORTING_MKLDNN).
+test-matrix: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+	OMP_NUM_THREADS=2 $(PY) -m pytest -q
+	REID_PORTING_MKLDNN=0 $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,11 @@ import pytest
 import torch
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# `make test-matrix` runs the suite with oneDNN disabled too: float32 results then come from
+# other kernels, which every tolerance here must absorb (see assert_fp32_close).
+if os.environ.get("REID_PORTING_MKLDNN") == "0":
+    torch.backends.mkldnn.enabled = False
 
 
 def rel_err(ours: np.ndarray | torch.Tensor, ref: np.ndarray) -> float:
