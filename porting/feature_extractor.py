@@ -25,6 +25,7 @@ from PIL import Image
 from torch import nn
 
 from porting.graph import GraphModule
+from porting.inference import set_exact
 from porting.preprocess import Preprocess
 from porting.recipes import Recipe, get_recipe, l2_normalize, pool_positions
 
@@ -112,7 +113,9 @@ class FeatureExtractor:
     (CUDA when available), ``"cuda"``, ``"cuda:N"`` or ``"cpu"``. ``recipe``: a descriptor
     recipe name (default: the checkpoint's). ``batch_size``: images per forward pass.
     ``canonical`` / ``feature_var`` are passed to :func:`porting.load` /
-    the feature lookup.
+    the feature lookup. ``exact``: ``True`` runs the source framework's arithmetic bit for bit,
+    ``False`` the fast test-time forms (:mod:`porting.inference`); ``None`` (default): fast
+    for a checkpoint path, a given module as it is.
 
     torchreid's ``model_name``, ``image_size``, ``pixel_mean``, ``pixel_std``,
     ``pixel_norm`` and ``verbose`` are accepted so that existing code runs unchanged, but the
@@ -139,9 +142,10 @@ class FeatureExtractor:
         verbose: bool = False,
         canonical: bool | None = None,
         feature_var: str | None = None,
+        exact: bool | None = None,
     ) -> None:
         import porting
-        from porting.validation.extract import resolve_device
+        from porting.features import resolve_device
 
         if checkpoint is not None and model_path is not None:
             raise ValueError("give either checkpoint or model_path, not both")
@@ -152,9 +156,9 @@ class FeatureExtractor:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.device = resolve_device(device)
         if isinstance(source, nn.Module):
-            model = source
+            model = source if exact is None else set_exact(source, exact)
         else:
-            model = porting.load(source, canonical=canonical)
+            model = porting.load(source, canonical=canonical, exact=bool(exact))
         spec = getattr(model, "preprocess_spec", None)
         if not spec:
             raise ValueError("the checkpoint carries no preprocessing spec; it cannot turn "
@@ -165,7 +169,7 @@ class FeatureExtractor:
             raise ValueError("the checkpoint names no descriptor recipe; pass recipe=")
         self.recipe = name if isinstance(name, Recipe) else get_recipe(name)
         self._check_torchreid_args(image_size, pixel_mean, pixel_std, pixel_norm)
-        from porting.validation.extract import flip_commutes
+        from porting.features import flip_commutes
 
         self._flip_commutes = flip_commutes(self.preprocess)
         self.model_name = model_name
@@ -212,7 +216,7 @@ class FeatureExtractor:
         return [images]
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        from porting.validation.extract import feature_map
+        from porting.features import feature_map
 
         fmap = feature_map(self.model, batch.to(self.device), self.feature_var)
         return pool_positions(fmap.float(), self.recipe)

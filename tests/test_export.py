@@ -349,7 +349,7 @@ def test_flip_fed_as_second_input_matches_feature_extractor(ckpts, tmp_path: Pat
     fe = porting.FeatureExtractor(ckpts["mcn_caffenet"], device="cpu",
                                   recipe="market-matconvnet")
     from porting.recipes import get_recipe, l2_normalize, pool_positions
-    from porting.validation.extract import feature_map
+    from porting.features import feature_map
 
     rec, net64 = get_recipe("market-matconvnet"), fe.model.double()
     with torch.no_grad():

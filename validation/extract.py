@@ -26,11 +26,9 @@ import hashlib
 import json
 import math
 import os
-import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,8 +36,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from porting.checkpoint import atomic_write
+from porting.features import feature_map, flip_commutes, graph_feature_var, resolve_device
 from porting.graph import GraphModule
 from porting.preprocess import Preprocess, load_rgb
+from porting.progress import Progress  # re-exported: porting.validation.extract.Progress
 from porting.recipes import Recipe, get_recipe, l2_normalize, pool_positions
 from porting.validation.datasets import DatasetError, ReIDSplit
 
@@ -63,67 +63,6 @@ __all__ = [
 #: Bumped whenever the cached values could change for the same key.
 CACHE_VERSION = 1
 _MAT_V5_LIMIT = 2**31 - 2**20  # scipy writes MAT v5 (uint32 sizes); beyond this, v7.3
-
-
-# --------------------------------------------------------------------------------------------
-# Device and the model's feature map
-# --------------------------------------------------------------------------------------------
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; under torchrun CUDA is ``cuda:LOCAL_RANK``."""
-    if isinstance(device, torch.device):
-        return device
-    if device not in ("auto", "cuda", "cpu") and not str(device).startswith("cuda:"):
-        raise ValueError(f"device must be 'auto', 'cuda', 'cuda:N' or 'cpu', got {device!r}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' asked for but torch.cuda.is_available() is False")
-    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return torch.device(device)
-
-
-def _feature_var(model: nn.Module, feature_var: str | None) -> str:
-    if feature_var is not None:
-        return feature_var
-    meta = getattr(model, "checkpoint_meta", None) or {}
-    var = meta.get("feature_var") if isinstance(meta, dict) else None
-    if not var:
-        raise ValueError(
-            "this converted graph does not say which variable is the feature: its "
-            "checkpoint_meta has no 'feature_var'; pass feature_var= (e.g. 'pool5' or 'fc7')")
-    return str(var)
-
-
-def feature_map(model: nn.Module, batch: torch.Tensor,
-                feature_var: str | None = None) -> torch.Tensor:
-    """The network's descriptor blob for a preprocessed batch: ``(N, C, H, W)`` or ``(N, C)``.
-
-    * :class:`porting.models.SiameseReID`: ``model.features(batch)`` (the shared trunk);
-    * a converted :class:`porting.graph.GraphModule`: the variable ``feature_var`` (default
-      ``model.checkpoint_meta["feature_var"]``, e.g. ``pool5`` or ``fc7``) with ``batch`` fed
-      to the one graph input it depends on (stream 1's ``data`` in a two-stream net);
-    * a canonical backbone built with ``num_classes=None``: ``model(batch)``.
-    """
-    from porting.models import SiameseReID
-
-    if isinstance(model, SiameseReID):
-        return model.features(batch)
-    if isinstance(model, GraphModule):
-        var = _feature_var(model, feature_var)
-        needed = [v for v in model.inputs if v in model.needed({var})]
-        if len(needed) != 1:
-            raise ValueError(f"{var!r} depends on {len(needed)} graph inputs {needed}; feature "
-                             "extraction feeds one image batch")
-        return model(**{needed[0]: batch}, outputs=[var])[var]
-    for head in ("fc1000", "fc8"):
-        if getattr(model, head, None) is not None:
-            raise ValueError(
-                f"{type(model).__name__} ends in its classifier ({head}); build it with "
-                "num_classes=None to get the pool5/fc7 feature")
-    return model(batch)
 
 
 def model_digest(model: nn.Module) -> str:
@@ -185,19 +124,6 @@ def cache_key(model_id: str, recipe: Recipe, preprocess: Preprocess, inputs_id: 
 # --------------------------------------------------------------------------------------------
 
 
-def flip_commutes(preprocess: Preprocess) -> bool:
-    """True when ``preprocess(img, flip=True)`` equals ``flip(preprocess(img))`` bit for bit.
-
-    That holds when the mean is a per-channel 3-vector (every later step is per pixel) and the
-    flip is not followed by an off-centre crop: no crop, or Caffe's pipeline (which crops
-    before flipping). Then the flipped input is taken from the first one instead of resizing
-    the image twice.
-    """
-    if isinstance(preprocess.mean, np.ndarray):
-        return False
-    return preprocess.crop == "none" or preprocess.resize_method == "caffe-bilinear"
-
-
 def _label(item: Any, index: int) -> str:
     if isinstance(item, (str, os.PathLike)):
         return os.fspath(item)
@@ -249,52 +175,6 @@ class PreprocessedImages(Dataset):
         except ValueError as exc:
             raise DatasetError(f"cannot preprocess image {where}: {exc}") from None
         return x, xf
-
-
-class Progress:
-    """A plain-text progress line on stderr (``\\r``-updated on a terminal, else a line every
-    10%)."""
-
-    def __init__(self, total: int, desc: str = "features", enabled: bool = True,
-                 stream: TextIO | None = None) -> None:
-        self.total, self.desc, self.enabled = total, desc, enabled and total > 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.done = 0
-        self.t0 = time.monotonic()
-        self._last = 0.0
-        self._next_pct = 10
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    def _text(self) -> str:
-        dt = time.monotonic() - self.t0
-        rate = self.done / dt if dt > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        eta_s = f"{eta:.0f}s" if math.isfinite(eta) else "?"
-        return (f"{self.desc}: {self.done}/{self.total} images ({100 * self.done / self.total:.0f}%"
-                f", {rate:.1f} img/s, {dt:.1f}s elapsed, ETA {eta_s})")
-
-    def update(self, n: int) -> None:
-        if not self.enabled:
-            return
-        self.done += n
-        now = time.monotonic()
-        if self._tty:
-            if now - self._last >= 0.2 or self.done >= self.total:
-                self.stream.write("\r" + self._text())
-                self.stream.flush()
-                self._last = now
-        else:
-            pct = 100 * self.done / self.total
-            if pct >= self._next_pct or self.done >= self.total:
-                self.stream.write(self._text() + "\n")
-                self.stream.flush()
-                while self._next_pct <= pct:
-                    self._next_pct += 10
-
-    def close(self) -> None:
-        if self.enabled and self._tty:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,7 +355,8 @@ def _run(model: nn.Module, loader: DataLoader, recipe: Recipe, device: torch.dev
     non_blocking = device.type == "cuda"
     with torch.inference_mode():
         for batch in loader:
-            x = batch[0].to(device, non_blocking=non_blocking)
+            # recipe.view == "mirror": only the flipped input (D-X-Y's saved oversample crop)
+            x = batch[-1 if recipe.view == "mirror" else 0].to(device, non_blocking=non_blocking)
             with autocast:
                 fm = feature_map(model, x, feature_var)
             f = pool_positions(fm.float(), recipe)
@@ -543,7 +424,7 @@ def extract_features(
     dev = resolve_device(device)
     rank, world = distributed_context(dev)
     n = len(items)
-    fvar = _feature_var(model, feature_var) if isinstance(model, GraphModule) else None
+    fvar = graph_feature_var(model, feature_var) if isinstance(model, GraphModule) else None
 
     key = material = None
     cache_npy = None
@@ -564,7 +445,8 @@ def extract_features(
                 return feats
 
     start, stop = shard_bounds(n, world, rank) if world > 1 else (0, n)
-    data = PreprocessedImages(items, preprocess, rec.flip, start, stop)
+    data = PreprocessedImages(items, preprocess, rec.flip or rec.view == "mirror", start,
+                              stop)
     if num_workers is None:
         num_workers = 0 if len(data) <= batch_size else min(16, max(1, (os.cpu_count() or 1) - 1))
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,

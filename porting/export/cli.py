@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from porting.checkpoint import CheckpointError, atomic_write, load_checkpoint, sha256_file
+from porting.cli import HelpFormatter, examples_epilog
 from porting.export.nets import build_export, double_export
 from porting.export.parity import TOLERANCE, ParityCheck, ParityError, describe_row
 from porting.export.rewrite import ExportError
@@ -30,7 +31,8 @@ from porting.recipes import get_recipe
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="reid-porting export",
+        prog="reid-porting export", epilog=examples_epilog("export"),
+        formatter_class=HelpFormatter,
         description="Export a reid-porting checkpoint to ONNX or TorchScript; the result is "
                     "run (onnx.reference.ReferenceEvaluator / torch.jit.load) and compared "
                     "with PyTorch before it is written.")
@@ -132,8 +134,8 @@ def _check_inputs(files: Sequence[str], model: nn.Module, n_streams: int, flip_i
 
 def _flip_needs_input(model: nn.Module, recipe: str | None) -> bool:
     """True when the recipe flips and flipping the tensor differs from flipping the image."""
+    from porting.features import flip_commutes
     from porting.preprocess import Preprocess
-    from porting.validation.extract import flip_commutes
 
     name = recipe or getattr(model, "recipe", None)
     spec = getattr(model, "preprocess_spec", None)

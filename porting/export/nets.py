@@ -24,7 +24,7 @@ class _CanonicalTrunk(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from porting.validation.extract import feature_map
+        from porting.features import feature_map
 
         return feature_map(self.model, x)
 
@@ -139,8 +139,8 @@ def build_export(model: nn.Module, what: str, example: Sequence[torch.Tensor], *
     flips and the flip must be fed (see :class:`EmbedNet`). ``rewrite=False`` skips the
     rewrite (only the reference is wanted).
     """
+    from porting.features import feature_map
     from porting.models import SiameseReID
-    from porting.validation.extract import feature_map
 
     model = model.eval()
     info: dict[str, Any] = {"what": what, "model": _describe(model)}
