@@ -64,6 +64,17 @@ class EpochLoops(Steps):
         n = float(stats[0])
         return {k: float(stats[i]) / max(n, 1.0) for i, k in enumerate(STAT_NAMES, start=1)}
 
+    def _progress(self, n_iter: int, epoch: int) -> Progress:
+        return Progress(n_iter, f"train epoch {epoch:02d}", self.main and not self.cfg.quiet,
+                        unit="it")
+
+    def _count(self, stats: torch.Tensor, acc: torch.Tensor, prog: Progress) -> None:
+        """One iteration done: its statistics into the epoch's sums, the progress line."""
+        acc += stats.double()
+        self.iteration += 1
+        prog.update(1)
+        prog.set_postfix(self._progress_stats(acc))
+
     def run_epoch_matconvnet(self, epoch: int) -> dict[str, Any]:
         r = self.recipe
         assert isinstance(self.sampler, PairSampler)
@@ -78,16 +89,12 @@ class EpochLoops(Steps):
         self.model.train()
         stream = BatchStream(self.cache, self.labels, batches, r, self.device, self.rank,
                              self.world)
-        prog = Progress(len(batches), f"train epoch {epoch:02d}", self.main and not self.cfg.quiet,
-                        unit="it")
+        prog = self._progress(len(batches), epoch)
         acc = torch.zeros(7, dtype=torch.float64, device=self.device)
         try:
             for i, s in enumerate(stream, start=1):
                 self._log_pairs(epoch, "train", i, s.batch)
-                acc += self.train_step_matconvnet(s, lr).double()
-                self.iteration += 1
-                prog.update(1)
-                prog.set_postfix(self._progress_stats(acc))
+                self._count(self.train_step_matconvnet(s, lr), acc, prog)
         finally:
             stream.close()
             prog.close()
@@ -132,8 +139,7 @@ class EpochLoops(Steps):
         self.model.train()
         stream = BatchStream(self.cache, self.labels, flat, r, self.device, self.rank,
                              self.world)
-        prog = Progress(n_iter, f"train epoch {epoch:02d}", self.main and not self.cfg.quiet,
-                        unit="it")
+        prog = self._progress(n_iter, epoch)
         acc = torch.zeros(7, dtype=torch.float64, device=self.device)
         try:
             it = iter(stream)
@@ -142,10 +148,7 @@ class EpochLoops(Steps):
                 for k, s in enumerate(steps):
                     self._log_pairs(epoch, "train", (i - 1) * r.iter_size + k + 1, s.batch)
                 rate = caffe_step_lr(r.base_lr, r.gamma, r.stepsize, self.iteration)
-                acc += self.train_step_caffe(steps, rate).double()
-                self.iteration += 1
-                prog.update(1)
-                prog.set_postfix(self._progress_stats(acc))
+                self._count(self.train_step_caffe(steps, rate), acc, prog)
         finally:
             stream.close()
             prog.close()
