@@ -88,3 +88,21 @@ def test_bad_variant_and_trunk_kwargs_are_one_line_errors(tmp_path, capsys) -> N
     assert not (tmp_path / "o").exists()  # the failed run leaves no output folder
     assert main([str(data), "-o", str(tmp_path / "o"), "--trunk-kwargs", "{nope", "-q"]) == 2
     assert "not JSON" in capsys.readouterr().err
+
+
+def test_validate_compares_a_trained_variant_with_its_own_figures(tmp_path) -> None:
+    """The checkpoint's variant (meta.model_variant) selects the registry's figures."""
+    from porting.validation.cli import main as validate
+    from porting.validation.mini import build_mini_market
+
+    data = write_market(tmp_path / "m", train_ids=range(1, 4), per_id=4)
+    rc = main([str(data), "-o", str(tmp_path / "run"), "--arch", "caffenet", "--trunk-kwargs",
+               json.dumps({"widths": [8, 16, 16, 16, 16], "fc_width": 32}), "--epochs", "1",
+               "--batch-size", "6", "--losses", "I", "--holdout", "none", "--eval-split",
+               "none", "--device", "cpu", "-q"])
+    assert rc == 0
+    root = build_mini_market(tmp_path / "mini")
+    out = tmp_path / "v.json"
+    assert validate(["--root", str(root), "--checkpoint", str(tmp_path / "run" /
+                     "net-epoch-1.pth"), "--json", str(out), "-q"]) == 0
+    assert json.loads(out.read_text())["model"] == "I"

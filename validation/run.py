@@ -47,8 +47,9 @@ def load_for_validation(path: str, recipe: str | None = None) -> Loaded:
     name = arch.get("trunk", {}).get("name") if arch.get("name") == "siamese" else arch.get("name")
     from porting.checkpoint import sha256_file
 
-    training = ckpt.get("training") or {}
-    variant = training.get("losses") if isinstance(training, dict) else None
+    # train writes the registry's model name of its variant (I+V, I, V, contrastive)
+    meta = ckpt.get("meta") or {}
+    variant = meta.get("model_variant") if isinstance(meta, dict) else None
     loaded = Loaded(model, Preprocess.from_dict(spec), ckpt.get("recipe") or "pool5-l2", name,
                     sha256_file(path), str(path), variant if isinstance(variant, str) else None)
     if recipe is not None:
