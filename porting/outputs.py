@@ -1,0 +1,201 @@
+"""Writing output files so that a failed or interrupted run leaves nothing half-written.
+
+Every file the project writes (checkpoints, features, logs, plots, JSON) goes through
+:func:`atomic_write`: the content is written to a temporary file next to the target and renamed
+onto it only once complete. The temporary file is removed when the writer raises, and also when
+the process receives SIGINT or SIGTERM while writing (the handlers are installed only for the
+duration of the write, then the previous ones are restored; after the clean-up the signal takes
+its usual course: ``KeyboardInterrupt`` for SIGINT, death by the signal for SIGTERM). The final
+file gets the mode ``cp`` would give a new file, ``0o666 & ~umask``, not the 0600 of
+``mkstemp``.
+
+:func:`output_dir` does the same for a run's output folder: created if missing, and removed on
+failure or interruption if this run created it and it holds nothing but partial files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+__all__ = ["atomic_write", "output_dir", "file_mode", "is_partial_file"]
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_PARTIAL = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # what atomic_write names its temp files
+
+_lock = threading.RLock()
+_pending_files: dict[str, int] = {}  # temp file -> how many writers hold it (always 1)
+_pending_dirs: list[Path] = []  # output folders this process created and would remove
+_previous: dict[int, Any] = {}  # signal -> handler before ours (only while ours is installed)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _lock:  # the portable way briefly sets it: keep other writers of this module out
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a newly created file gets from ``cp`` or ``open``: ``0o666 & ~umask``."""
+    return 0o666 & ~_umask()
+
+
+def is_partial_file(name: str) -> bool:
+    """Whether a file name is one of :func:`atomic_write`'s temporary files."""
+    return bool(_PARTIAL.match(name))
+
+
+def _remove(path: str | Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:  # best effort: a clean-up must never hide the error being reported
+        pass
+
+
+def _remove_dir_if_partial(path: Path) -> None:
+    """Remove a folder this run created if it holds nothing but partial files."""
+    try:
+        entries = list(path.iterdir())
+    except OSError:
+        return
+    if all(e.is_file() and is_partial_file(e.name) for e in entries):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _clean_all() -> None:
+    """Remove every pending temporary file and partial output folder (signal path)."""
+    for tmp in list(_pending_files):
+        _remove(tmp)
+    _pending_files.clear()
+    for folder in reversed(_pending_dirs):
+        _remove_dir_if_partial(folder)
+    _pending_dirs.clear()
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    _clean_all()
+    previous = _previous.get(signum, signal.SIG_DFL)
+    _restore_handlers()
+    if callable(previous):
+        previous(signum, frame)  # e.g. Python's SIGINT handler: raises KeyboardInterrupt
+    elif previous == signal.SIG_IGN:
+        return
+    else:  # SIG_DFL (or unknown, set from C): die by the signal, the conventional status
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _install_handlers() -> None:
+    if _previous or threading.current_thread() is not threading.main_thread():
+        return  # already installed, or not possible here (only the main thread may)
+    for sig in _SIGNALS:
+        try:
+            _previous[sig] = signal.signal(sig, _on_signal)
+        except (ValueError, OSError):  # e.g. an embedded interpreter
+            pass
+
+
+def _restore_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, previous in list(_previous.items()):
+        try:
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        except (ValueError, OSError, TypeError):
+            pass
+    _previous.clear()
+
+
+def _register(file: str | None = None, folder: Path | None = None) -> None:
+    with _lock:
+        if file is not None:
+            _pending_files[file] = 1
+        if folder is not None:
+            _pending_dirs.append(folder)
+        _install_handlers()
+
+
+def _unregister(file: str | None = None, folder: Path | None = None) -> None:
+    with _lock:
+        if file is not None:
+            _pending_files.pop(file, None)
+        if folder is not None and folder in _pending_dirs:
+            _pending_dirs.remove(folder)
+        if not _pending_files and not _pending_dirs:
+            _restore_handlers()
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> None:
+    """Call ``write(tmp_path)``, then rename the temporary file onto ``path``.
+
+    Nothing partial is ever left at ``path`` or next to it: on any exception, SIGINT or SIGTERM
+    the temporary file is removed. The final file has mode ``0o666 & ~umask``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    _register(file=tmp)
+    try:
+        write(tmp)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+    finally:
+        _unregister(file=tmp)
+
+
+@contextmanager
+def output_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Create ``path`` (and missing parents) for a run's outputs; on failure or interruption,
+    remove what this call created if it holds nothing but partial files.
+
+    A folder that existed before is never removed. ``SystemExit(0)`` counts as success.
+    """
+    path = Path(path)
+    created: list[Path] = []  # outermost first
+    probe = path
+    while not probe.exists():
+        created.insert(0, probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in created:
+        _register(folder=folder)
+    try:
+        yield path
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            for folder in reversed(created):
+                _remove_dir_if_partial(folder)
+        raise
+    except BaseException:
+        for folder in reversed(created):
+            _remove_dir_if_partial(folder)
+        raise
+    finally:
+        for folder in created:
+            _unregister(folder=folder)
