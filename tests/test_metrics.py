@@ -459,3 +459,139 @@ def test_rank_gallery_is_matlab_sort(case) -> None:
     else:
         ref = np.argsort(scores, 1, kind="stable")
     np.testing.assert_array_equal(ours, ref[:, : k or None])
+
+
+# --------------------------------------------------------------------------------------------
+# mINP (Ye et al., TPAMI 2021) and rank-20
+# --------------------------------------------------------------------------------------------
+
+
+def torchreid_inp(dist: np.ndarray, qp, gp, qc, gc) -> np.ndarray:
+    """torchreid's ``eval_market1501`` INP, written from its definition (NaN: no match).
+
+    Same-id-same-camera gallery images are removed, then ``inp = cmc[max_pos_idx] /
+    (max_pos_idx + 1)`` with ``cmc`` the cumulative match count. A stable sort stands in for
+    ``np.argsort`` so that ties go by gallery order, as in the official ranking.
+    """
+    out = np.full(dist.shape[0], np.nan)
+    for q in range(dist.shape[0]):
+        order = np.argsort(dist[q], kind="stable")
+        keep = ~((gp[order] == qp[q]) & (gc[order] == qc[q]))
+        raw_cmc = (gp[order][keep] == qp[q]).astype(int)
+        if not raw_cmc.any():
+            continue
+        max_pos_idx = np.max(np.where(raw_cmc == 1))
+        out[q] = raw_cmc.cumsum()[max_pos_idx] / (max_pos_idx + 1.0)
+    return out
+
+
+def test_minp_equals_torchreids_definition() -> None:
+    """Without id -1 images and without a cut, torchreid's junk rule is the official one."""
+    z = load("market_small")
+    keep = z["g_pids"] != -1
+    dist, gp, gc = z["dist"][:, keep], z["g_pids"][keep], z["g_camids"][keep]
+    ours = m.evaluate_market(dist, z["q_pids"], gp, z["q_camids"], gc, None)
+    ref = torchreid_inp(dist, z["q_pids"], gp, z["q_camids"], gc)
+    assert_ap(ours.inp, ref, tol=1e-12)
+    assert ours.mINP_valid == pytest.approx(np.nanmean(ref), abs=1e-12)
+    assert np.isnan(ours.mINP) == bool(np.isnan(ref).any())
+    valid = ~np.isnan(ref)  # a fraction in (0, 1], like AP
+    assert ((ours.inp[valid] > 0) & (ours.inp[valid] <= 1)).all() and (ours.inp[valid] < 1).any()
+
+
+def test_minp_on_features_and_chunks() -> None:
+    """Random features, several queries per chunk or one: same INP as the reference."""
+    rng = np.random.default_rng(3)
+    qf, gf = rng.standard_normal((30, 16), np.float32), rng.standard_normal((300, 16), np.float32)
+    qp, gp = rng.integers(0, 12, 30), rng.integers(0, 12, 300)
+    qc, gc = rng.integers(1, 7, 30), rng.integers(1, 7, 300)
+    ref = torchreid_inp(m.sqdist(qf, gf).numpy(), qp, gp, qc, gc)
+    for chunk_bytes in (1, m.DEFAULT_CHUNK_BYTES):
+        ours = m.evaluate_market_features(qf, gf, qp, gp, qc, gc, None, chunk_bytes=chunk_bytes)
+        assert_ap(ours.inp, ref, tol=1e-12)
+
+
+def test_inp_beyond_the_cut_is_zero() -> None:
+    """A query whose last true match falls outside the top ``rank_size`` gets INP 0."""
+    z = load("market_trunc")
+    full = m.evaluate_market(z["dist"], *labels(z), None)
+    cut = m.evaluate_market(z["dist"], *labels(z), m.OFFICIAL_RANK_SIZE)
+    order = np.argsort(z["dist"], 1, kind="stable")
+    good = (z["g_pids"][order] == z["q_pids"][:, None]) & (
+        z["g_camids"][order] != z["q_camids"][:, None]
+    )
+    n_good = good.sum(1)
+    inside = good[:, : m.OFFICIAL_RANK_SIZE].sum(1) == n_good
+    assert (~inside).any() and inside.any()  # the fixture exercises both cases
+    assert_ap(cut.inp[inside], full.inp[inside], tol=0)
+    np.testing.assert_array_equal(cut.inp[~inside & (n_good > 0)], 0.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(problems())
+def test_inp_matches_the_definition(problem) -> None:
+    """Any ids (junk -1 included), ties and cut: |G| / rank of the last good, official list."""
+    dist, qp, gp, qc, gc, k = problem
+    r = m.evaluate_market(dist, qp, gp, qc, gc, k)
+    ref = np.full(len(qp), np.nan)
+    for q in range(len(qp)):
+        order = np.argsort(dist[q], kind="stable")
+        is_good = (gp == qp[q]) & (gc != qc[q])
+        junk = (gp == -1) | ((gp == qp[q]) & (gc == qc[q]))
+        n = int(is_good.sum())
+        if n == 0:
+            continue
+        listed = order[: k or len(order)]
+        kept = listed[~junk[listed]]
+        hits = np.flatnonzero(is_good[kept])
+        ref[q] = n / (hits[-1] + 1) if hits.size == n else 0.0
+    assert_ap(r.inp, ref, tol=1e-12)
+
+
+def test_rank20() -> None:
+    z = load("market_small")
+    r = m.evaluate_market(z["dist"], *labels(z), None)
+    first = z["official_first_hit_full"]
+    assert r.r20 == r.rank(20) == pytest.approx(np.mean((first >= 1) & (first <= 20)))
+    assert r.r10 <= r.r20
+    short = m.evaluate_market(z["dist"], *labels(z), 10)
+    assert math.isnan(short.r20)
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming the gallery (Market-1501+500k, memory-mapped)
+# --------------------------------------------------------------------------------------------
+
+
+def tied_features(rng: np.random.Generator, n: int, dim: int = 8) -> np.ndarray:
+    """Features in {-1, 0, 1}/4: few distinct distances, all exact in float32 (many ties)."""
+    return (rng.integers(-1, 2, (n, dim)) / 4).astype(np.float32)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 40_000, 300_000, m.DEFAULT_CHUNK_BYTES])
+@pytest.mark.parametrize("rank_size", [None, 5, 300])
+def test_streamed_gallery_equals_the_distance_matrix(chunk_bytes: int, rank_size) -> None:
+    """Gallery chunks merged into running top-k lists: same ranking, ties by gallery order."""
+    rng = np.random.default_rng(11)
+    qf, gf = tied_features(rng, 37), tied_features(rng, 2100)
+    qp, gp = rng.integers(-1, 30, 37), rng.integers(-1, 30, 2100)
+    qc, gc = rng.integers(1, 7, 37), rng.integers(1, 7, 2100)
+    d = m.sqdist(qf, gf)
+    assert len(torch.unique(d)) < 40  # ties everywhere, across every chunk boundary
+    ref = m.evaluate_market(d, qp, gp, qc, gc, rank_size, keep_ranking=True)
+    ours = m.evaluate_market_features(qf, gf, qp, gp, qc, gc, rank_size, keep_ranking=True,
+                                      chunk_bytes=chunk_bytes)
+    np.testing.assert_array_equal(ours.ranking, ref.ranking)
+    np.testing.assert_array_equal(ours.first_hit, ref.first_hit)
+    assert_ap(ours.ap, ref.ap, tol=0)
+    assert_ap(ours.inp, ref.inp, tol=0)
+
+
+def test_memory_mapped_gallery(tmp_path) -> None:
+    """A gallery from ``np.load(mmap_mode="r")`` is read in place, chunk by chunk."""
+    z = load("market_trunc")
+    np.save(tmp_path / "g.npy", z["gallery_f"])
+    g = np.load(tmp_path / "g.npy", mmap_mode="r")
+    ours = m.evaluate_market_features(z["query_f"], g, *labels(z), rank_size(z, "rs2000"),
+                                      chunk_bytes=100_000)
+    assert_ranking(ours, z, "", "rs2000")
