@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from porting.cli import HelpFormatter, examples_epilog
+
 from . import common
 from .caffe_reader import CaffeLayer, CaffeNet, load_net, phase_layers, read_mean_binaryproto
+from .caffe_spec import check_net, conv_geometry, nonfinite_note, pool_geometry
 from .common import (
     ConversionError,
     GraphBuilder,
     Registry,
+    add_input_limits,
     run_cli,
     sha256_soon,
     summary_table,
     write_checkpoint,
 )
+from .limits import DEFAULT_MAX_MEMORY_GB
 
 LAYERS = Registry("caffe")
 
@@ -40,7 +46,6 @@ class Ctx:
         self.source = source
         self.phase = phase
         self.b = GraphBuilder("caffe", source)
-        self.conv_algorithm = "im2col"
         self.current: dict[str, str] = {}  # blob -> var holding its current value
         writers = Counter(t for layer in net.layers for t in layer.tops)
         self.remaining = dict(writers)
@@ -85,24 +90,6 @@ def _p(layer: CaffeLayer, field: str):
     return layer.params.get(field) or getattr(layer.proto, field)
 
 
-def _hw(msg, name: str, default: int, where: str, ctx: Ctx, layer: CaffeLayer) -> tuple[int, int]:
-    """Caffe's kernel/pad/stride resolution: ``<name>_h/_w`` or the repeated field."""
-    h, w = f"{name}_h", f"{name}_w"
-    if msg.HasField(h) or msg.HasField(w):
-        return int(getattr(msg, h)), int(getattr(msg, w))
-    field = name if name != "kernel" else "kernel_size"
-    raw = getattr(msg, field)
-    # Convolution repeats these fields; Pooling has them as optional scalars.
-    values = list(raw) if not isinstance(raw, int) else ([raw] if msg.HasField(field) else [])
-    if not values:
-        return default, default
-    if len(values) == 1:
-        return int(values[0]), int(values[0])
-    if len(values) == 2:
-        return int(values[0]), int(values[1])
-    raise ctx.err(layer, f"{where}: only 2-D {name} is supported, got {values}")
-
-
 @LAYERS.register("Input", "Data", "ImageData", "ReidData", "DummyData", "HDF5Data",
                  "MemoryData", "WindowData")
 def _input(layer: CaffeLayer, ctx: Ctx) -> None:
@@ -112,26 +99,17 @@ def _input(layer: CaffeLayer, ctx: Ctx) -> None:
 
 @LAYERS.register("Convolution")
 def _convolution(layer: CaffeLayer, ctx: Ctx) -> None:
+    # check_net has checked the fields and the blobs' shapes against them
     p = _p(layer, "convolution_param")
-    kh, kw = _hw(p, "kernel", 0, "convolution_param", ctx, layer)
-    ph, pw = _hw(p, "pad", 0, "convolution_param", ctx, layer)
-    sh, sw = _hw(p, "stride", 1, "convolution_param", ctx, layer)
-    dil = [int(d) for d in p.dilation] or [1]
-    dh, dw = (dil[0], dil[0]) if len(dil) == 1 else (dil[0], dil[1])
-    if kh <= 0 or kw <= 0:
-        raise ctx.err(layer, "convolution_param has no kernel size")
-    if p.axis != 1:
-        raise ctx.err(layer, "only axis 1 (NCHW) convolution is supported")
+    g = conv_geometry(layer, ctx.source)
+    (kh, kw), (ph, pw), (sh, sw), (dh, dw) = g.kernel, g.pad, g.stride, g.dilation
     group, n = int(p.group), int(p.num_output)
-    if not layer.blobs:
-        raise ctx.err(layer, "missing blob 0 (weights) in the caffemodel")
     cin = layer.blobs[0].shape[-3]
     params = {"weight": ctx.blob(layer, 0, (n, cin, kh, kw), "weights")}
     if p.bias_term:
         params["bias"] = ctx.blob(layer, 1, (n,), "bias")
     ctx.add(layer, "conv", {"pad": [ph, ph, pw, pw], "stride": [sh, sw],
-                            "dilation": [dh, dw], "groups": group,
-                            "algorithm": ctx.conv_algorithm}, params)
+                            "dilation": [dh, dw], "groups": group}, params)
 
 
 @LAYERS.register("InnerProduct")
@@ -160,12 +138,9 @@ def _pooling(layer: CaffeLayer, ctx: Ctx) -> None:
                              "time and a weighted average at test time in Caffe)")
     attrs: dict[str, Any] = {"method": method, "global_pooling": bool(p.global_pooling),
                              "ceil_mode": int(p.round_mode) == 0}
-    if not p.global_pooling:
-        attrs["kernel"] = list(_hw(p, "kernel", 0, "pooling_param", ctx, layer))
-        attrs["pad"] = list(_hw(p, "pad", 0, "pooling_param", ctx, layer))
-        attrs["stride"] = list(_hw(p, "stride", 1, "pooling_param", ctx, layer))
-        if min(attrs["kernel"]) <= 0:
-            raise ctx.err(layer, "pooling_param has no kernel size")
+    g = pool_geometry(layer, ctx.source)
+    if g is not None:
+        attrs.update(kernel=list(g.kernel), pad=list(g.pad), stride=list(g.stride))
     ctx.add(layer, "caffe_pool", attrs)
 
 
@@ -341,19 +316,27 @@ def _pair_euclidean(layer: CaffeLayer, ctx: Ctx) -> None:
 
 
 def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike,
-            phase: str = "TEST", conv: str = "im2col") -> tuple[GraphBuilder, CaffeNet]:
+            phase: str = "TEST", *, allow_nonfinite: bool = False,
+            max_memory_gb: float = DEFAULT_MAX_MEMORY_GB) -> tuple[GraphBuilder, CaffeNet]:
     """Build the graph of a Caffe net (weights matched by layer name).
 
-    ``conv="im2col"`` computes convolutions as Caffe's CPU code does (closest float32
-    rounding); ``"native"`` uses PyTorch's kernels (faster, same maths).
+    The net is read and checked (:func:`caffe_spec.check_net`: fields, blob shapes, bottom
+    and top counts, non-finite weights, the dry run's memory) before anything is built.
+    How its convolutions are computed is chosen when the graph runs
+    (:class:`porting.graph.GraphModule`'s ``conv``), not here.
     """
     net = load_net(prototxt, caffemodel, phase)
+    checked = check_net(net, os.fspath(prototxt), os.fspath(caffemodel),
+                        allow_nonfinite=allow_nonfinite, max_memory_gb=max_memory_gb)
     ctx = Ctx(net, os.fspath(prototxt), phase)
-    ctx.conv_algorithm = conv
     for layer in net.layers:
         LAYERS.get(layer.type, layer.name, ctx.source)(layer, ctx)
     for note in net.warnings:
         ctx.b.notes.append(note)
+    note = nonfinite_note(checked)
+    if note:
+        ctx.b.notes.append(note)
+        print(f"warning: {note}", file=sys.stderr)
     if net.unused_weights:
         ctx.b.notes.append(f"caffemodel layers not in this {phase} net: "
                            f"{', '.join(net.unused_weights[:8])}")
@@ -443,7 +426,8 @@ def flip_input_channels(b: GraphBuilder) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="convert-caffe",
+        prog="reid-porting convert-caffe",
+        epilog=examples_epilog("convert-caffe"), formatter_class=HelpFormatter,
         description="Convert a Caffe net (prototxt + caffemodel, V2 or legacy V1) into a "
         "reid-porting checkpoint that computes the same numbers as Caffe.",
     )
@@ -460,9 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=["auto", "none"], default="auto",
                    help="map a known architecture onto porting.models (default auto)")
     p.add_argument("--feature", help="blob used as the re-ID feature (default: fc7 or pool5)")
-    p.add_argument("--conv", choices=["im2col", "native"], default="im2col",
-                   help="convolution algorithm: Caffe's im2col+GEMM (closest float32 "
-                   "rounding, default) or PyTorch's native kernels (faster)")
+    add_input_limits(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
     return p
 
@@ -470,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     digest = sha256_soon(args.caffemodel)
-    b, net = convert(args.prototxt, args.caffemodel, args.phase, args.conv)
+    b, net = convert(args.prototxt, args.caffemodel, args.phase,
+                     allow_nonfinite=args.allow_nonfinite, max_memory_gb=args.max_memory)
     outputs = graph_outputs(b)
     mean = None
     if args.mean:

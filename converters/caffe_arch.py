@@ -12,12 +12,26 @@ from .caffe_reader import CaffeNet
 from .common import GraphBuilder
 
 
+class _NoMatch(Exception):
+    """A layer has a known architecture's name but not its kind (retyped, custom)."""
+
+
 def _spec(b: GraphBuilder, net: CaffeNet) -> dict[str, Any] | None:
+    try:
+        return _match(b, net)
+    except _NoMatch:
+        return None
+
+
+def _match(b: GraphBuilder, net: CaffeNet) -> dict[str, Any] | None:
     names = {layer.name for layer in net.layers}
     by = {layer["name"]: layer for layer in b.layers}
 
     def out_ch(name: str) -> int:
-        return int(b.params[by[name]["params"]["weight"]].shape[0])
+        key = by.get(name, {}).get("params", {}).get("weight")
+        if key is None:
+            raise _NoMatch(name)
+        return int(b.params[key].shape[0])
 
     if {"conv1", "bn_conv1", "scale_conv1", "res5c_branch2c", "pool5"} <= names:
         return {"name": "resnet50", "kwargs": {

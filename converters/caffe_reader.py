@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -101,10 +102,11 @@ V1_TYPE_NAMES: Mapping[str, str] = MappingProxyType(
 # Layer types that never own blobs; a caffemodel giving them some is corrupt.
 _PARAMETERLESS = frozenset(
     """
-    AbsVal Accuracy ArgMax BNLL Concat ContrastiveLoss Crop Data DummyData ELU Eltwise
-    EuclideanLoss Exp Flatten HDF5Data HDF5Output HingeLoss ImageData InfogainLoss Input
+    AbsVal Accuracy ArgMax BNLL Concat ContrastiveLoss Crop Data Dropout DummyData ELU Eltwise
+    Euclidean EuclideanLoss Exp Flatten HDF5Data HDF5Output HingeLoss ImageData InfogainLoss Input
     LRN Log MVN MemoryData MultinomialLogisticLoss Pooling Power ReLU ReidData Reduction
-    Reshape Sigmoid SigmoidCrossEntropyLoss Silence Slice Softmax SoftmaxWithLoss Split
+    PairEuclidean Reshape Sigmoid SigmoidCrossEntropyLoss Silence Slice Softmax
+    SoftmaxWithLoss Split
     TanH Threshold Tile WindowData
     """.split()
 )
@@ -704,7 +706,11 @@ def _parse_prototxt(path: PathLike) -> tuple[Message, list[str]]:
     them and return one note per skipped field."""
     name = os.fspath(path)
     with open(name, "rb") as handle:
-        data = handle.read()
+        data = handle.read(MAX_PROTOTXT_BYTES + 1)
+    if len(data) > MAX_PROTOTXT_BYTES:
+        raise CaffeFormatError(
+            f"{name}: larger than {MAX_PROTOTXT_BYTES // 2**20} MB, too large for a prototxt"
+        )
     if b"\x00" in data:
         raise CaffeFormatError(f"{name}: not a text prototxt (binary data; a .caffemodel?)")
     try:
@@ -713,6 +719,7 @@ def _parse_prototxt(path: PathLike) -> tuple[Message, list[str]]:
         raise CaffeFormatError(
             f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
+    _check_nesting(name, text)
     net = cp.NetParameter()
     try:
         text_format.Parse(text, net, descriptor_pool=cp.POOL)
@@ -731,6 +738,30 @@ def _parse_prototxt(path: PathLike) -> tuple[Message, list[str]]:
         for message, field_name, line, column in _unknown_fields(text, net.DESCRIPTOR)
     ]
     return net, notes
+
+
+# Real nets nest messages 4-5 deep (layer { convolution_param { weight_filler {...} } });
+# protobuf's text parser recurses once per level and hits Python's limit near 500.
+MAX_PROTOTXT_DEPTH = 64
+MAX_PROTOTXT_BYTES = 64 * 2**20  # the largest published deploy prototxts are < 1 MB
+
+# Strings and comments, whose braces do not count, then the braces themselves.
+_SKIPPED = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*')
+_BRACES = re.compile(r"[{}<>]")
+
+
+def _check_nesting(name: str, text: str) -> None:
+    """Refuse text nested deeper than MAX_PROTOTXT_DEPTH before the parser recurses."""
+    blanked = _SKIPPED.sub(lambda m: " " * len(m.group()), text)  # offsets stay valid
+    depth = 0
+    for match in _BRACES.finditer(blanked):
+        depth += 1 if match.group() in "{<" else -1
+        if depth > MAX_PROTOTXT_DEPTH:
+            line = text.count("\n", 0, match.start()) + 1
+            raise CaffeFormatError(
+                f"{name}:{line}: messages nested more than {MAX_PROTOTXT_DEPTH} deep "
+                "(real nets nest about 5)"
+            )
 
 
 def _text_error(name: str, exc: text_format.ParseError) -> CaffeFormatError:

@@ -3,7 +3,11 @@ checkpoint they write, the summary they print and the CLI error contract."""
 
 from __future__ import annotations
 
+import argparse
+import math
+import os
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +21,8 @@ from tabulate import tabulate
 
 from porting.checkpoint import make_checkpoint, save_checkpoint, sha256_file
 from porting.graph import GraphError, GraphModule
+
+from .limits import DEFAULT_MAX_MEMORY_GB
 
 CONVERTER_VERSION = "0.1.0"
 
@@ -123,12 +129,8 @@ class GraphBuilder:
         """A module over the builder's tensors (shared, not copied) for checks; ``fast`` uses
         PyTorch's native convolution (same maths) instead of Caffe's im2col arithmetic."""
         graph = self.graph(outputs)
-        if fast:
-            graph = dict(graph, layers=[
-                dict(layer, attrs={**layer["attrs"], "algorithm": "native"})
-                if layer["op"] == "conv" else layer for layer in graph["layers"]])
         try:
-            return GraphModule(graph, self.params)
+            return GraphModule(graph, self.params, conv="native" if fast else None)
         except GraphError as exc:
             raise ConversionError(f"{self.source}: {exc}") from None
 
@@ -169,6 +171,17 @@ def dry_run(b: GraphBuilder, feeds: dict[str, torch.Tensor], outputs: list[str],
 
 
 _HASHER: ThreadPoolExecutor | None = None
+
+
+def _forget_hasher() -> None:
+    """A forked child has the executor but not its thread: a job submitted there would
+    wait forever, so the child starts its own."""
+    global _HASHER
+    _HASHER = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_hasher)
 
 
 def sha256_soon(path: str | Path) -> Future[str]:
@@ -240,15 +253,55 @@ def _short(v: Any) -> str:
     return f"image {tuple(a.shape)}, per-channel mean {np.round(a.reshape(-1, 3).mean(0), 3)}"
 
 
+def add_input_limits(p: argparse.ArgumentParser) -> None:
+    """The converters' flags for input limits: the dry run's memory and non-finite weights."""
+    p.add_argument("--max-memory", type=_gigabytes, default=DEFAULT_MAX_MEMORY_GB,
+                   metavar="GB", help="refuse a net whose dry run is estimated to need more "
+                   f"memory than this (default {DEFAULT_MAX_MEMORY_GB:g} GB)")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="convert even if some weights are NaN or Inf (refused by default; "
+                   "says so on stderr)")
+
+
+def _gigabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of GB, got {text!r}")
+    return value
+
+
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run a CLI body; a known input error prints one line and exits 2 (no traceback)."""
+    """Run a CLI body; a known input error prints one line and exits 2 (no traceback).
+
+    Warnings raised while reading (scipy, h5py, protobuf, the readers' own) are collected
+    and printed as one ``warning:`` line each after a success, never with their source line;
+    after an error only the error line is printed.
+    """
     from porting.checkpoint import CheckpointError
 
-    try:
-        return main(argv)
-    except (ConversionError, GraphError, CheckpointError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # reader errors (MatFormatError, CaffeFormatError) subclass it
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            rc = main(argv)
+        except (ConversionError, GraphError, CheckpointError) as exc:
+            return _fail(str(exc))
+        except OSError as exc:  # missing, unreadable or a directory: name the file
+            where = f"{exc.filename}: " if exc.filename else ""
+            return _fail(f"{where}{exc.strerror or exc}")
+        except ValueError as exc:  # reader errors (MatFormatError, CaffeFormatError) subclass it
+            return _fail(str(exc))
+    seen: set[str] = set()
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if text not in seen:
+            seen.add(text)
+            print(f"warning: {text}", file=sys.stderr)
+    return rc
+
+
+def _fail(message: str) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return 2

@@ -11,22 +11,28 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from porting.cli import HelpFormatter, examples_epilog
 
 from . import common
 from .common import (
     ConversionError,
     GraphBuilder,
     Registry,
+    add_input_limits,
     run_cli,
     sha256_soon,
     summary_table,
     write_checkpoint,
 )
+from .limits import DEFAULT_MAX_MEMORY_GB
 from .matconvnet_model import MCNLayer, MCNModel, read_matconvnet
+from .matconvnet_spec import check_model, nonfinite_note
 
 LAYERS = Registry("matconvnet")
 
@@ -212,10 +218,18 @@ def _loss(layer: MCNLayer, ctx: Ctx) -> None:
     ctx.add(layer, LOSSES[kind], attrs)
 
 
-def convert(path: str | os.PathLike, test_head: bool = True) -> tuple[GraphBuilder, MCNModel]:
-    """Build the graph of a MatConvNet model file."""
+def convert(path: str | os.PathLike, test_head: bool = True, *, allow_nonfinite: bool = False,
+            max_memory_gb: float = DEFAULT_MAX_MEMORY_GB) -> tuple[GraphBuilder, MCNModel]:
+    """Build the graph of a MatConvNet model file, once :func:`matconvnet_spec.check_model`
+    has checked it (block properties, param sizes, inputs/outputs, non-finite params, the
+    dry run's memory)."""
     model = read_matconvnet(path)
+    checked = check_model(model, allow_nonfinite=allow_nonfinite, max_memory_gb=max_memory_gb)
     ctx = Ctx(model)
+    note = nonfinite_note(checked)
+    if note:
+        ctx.b.notes.append(note)
+        print(f"warning: {note}", file=sys.stderr)
     produced = {v for layer in model.layers for v in layer.outputs}
     for layer in model.layers:
         for v in layer.inputs:
@@ -281,7 +295,8 @@ def dry_run(b: GraphBuilder, preprocess: dict[str, Any], outputs: list[str]) -> 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="convert-matconvnet",
+        prog="reid-porting convert-matconvnet",
+        epilog=examples_epilog("convert-matconvnet"), formatter_class=HelpFormatter,
         description="Convert a MatConvNet model (.mat v7 or v7.3: DagNN, cnn_train_dag "
         "net-epoch-N.mat, SimpleNN) into a reid-porting checkpoint with MatConvNet's exact "
         "layer semantics.",
@@ -292,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="map a known architecture onto porting.models (default auto)")
     p.add_argument("--no-test-head", action="store_true",
                    help="do not add the paper's lrn_test head (pool5 -> pool5n)")
+    add_input_limits(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
     return p
 
@@ -299,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     digest = sha256_soon(args.model)
-    b, model = convert(args.model, test_head=not args.no_test_head)
+    b, model = convert(args.model, test_head=not args.no_test_head,
+                       allow_nonfinite=args.allow_nonfinite, max_memory_gb=args.max_memory)
     outputs = default_outputs(b)
     b.module(outputs)  # checks every op and parameter reference before writing
     two = is_two_stream(b)

@@ -15,8 +15,15 @@ def _by(b: GraphBuilder) -> dict[str, dict[str, Any]]:
     return {layer["name"]: layer for layer in b.layers}
 
 
+class _NoMatch(Exception):
+    """A layer has a known architecture's name but not its kind (retyped, custom)."""
+
+
 def _out(b: GraphBuilder, name: str) -> int:
-    return int(b.params[_by(b)[name]["params"]["weight"]].shape[0])
+    key = _by(b).get(name, {}).get("params", {}).get("weight")
+    if key is None:
+        raise _NoMatch(name)
+    return int(b.params[key].shape[0])
 
 
 def _resnet_kwargs(b: GraphBuilder, classes: str | None) -> dict[str, Any]:
@@ -25,6 +32,13 @@ def _resnet_kwargs(b: GraphBuilder, classes: str | None) -> dict[str, Any]:
 
 
 def _spec(b: GraphBuilder) -> dict[str, Any] | None:
+    try:
+        return _match(b)
+    except _NoMatch:
+        return None
+
+
+def _match(b: GraphBuilder) -> dict[str, Any] | None:
     by = _by(b)
     names = set(by)
     if {"conv1", "bn_conv1", "res5c_branch2c", "pool5", "fc9", "Square"} <= names:

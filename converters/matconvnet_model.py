@@ -172,7 +172,8 @@ def _as_int(x: Any) -> Any:
 
 def _canonical(key: str, value: Any) -> Any:
     """Canonical Python form of a known block/meta setting (others unchanged)."""
-    if key in _EXPAND and value is not None:
+    if key in _EXPAND and value is not None and not isinstance(value, np.ndarray):
+        # (a matrix stays as it is, for the converter to refuse by its size)
         items = value if isinstance(value, list) else [value]
         if len(items) == 1:
             items = items * _EXPAND[key]

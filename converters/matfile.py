@@ -19,8 +19,10 @@ empty cell, so it comes back as an empty :class:`MatCell` (the v7.3 path can tel
 
 from __future__ import annotations
 
+import faulthandler
 import math
 import os
+import pickle
 import struct
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -273,6 +275,52 @@ def load_mat(
 
 
 def _load_v5(path: str | os.PathLike[str], names: list[str] | None) -> dict[str, Any]:
+    raw = _scipy_loadmat_guarded(path, names)
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name in _INTERNAL_VARIABLES:
+            continue
+        out[name] = _from_scipy(value, path, name)
+    return out
+
+
+def _scipy_loadmat_guarded(path: str | os.PathLike[str], names: list[str] | None) -> dict:
+    """``scipy.io.loadmat`` in a forked child where fork exists: scipy's MAT v5 reader (C
+    code) can crash the whole process on a damaged file (SIGSEGV), which no ``except``
+    turns into one line. The child sends the loaded dict back pickled (only scipy and numpy
+    objects it built itself); errors come back as their message."""
+    if not hasattr(os, "fork"):
+        return _scipy_loadmat(path, names)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: load, send b"A" + pickle or b"E" + message, leave
+        code = 0
+        try:
+            os.close(read_end)
+            faulthandler.disable()  # a crash here is reported by the parent, in one line
+            try:
+                payload = b"A" + pickle.dumps(_scipy_loadmat(path, names), protocol=5)
+            except MatFormatError as exc:
+                payload = b"E" + str(exc).encode("utf-8", "replace")
+            with os.fdopen(write_end, "wb") as handle:
+                handle.write(payload)
+        except BaseException:  # noqa: BLE001 - nothing may escape a forked child
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as handle:
+        payload = handle.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status) or not payload:
+        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else "no result"
+        raise _fail(path, f"corrupt MAT-file (the MAT v5 reader crashed on it: {how})")
+    if payload[:1] == b"E":
+        raise MatFormatError(payload[1:].decode("utf-8", "replace"))
+    return pickle.loads(payload[1:])  # noqa: S301 - our own child's scipy/numpy objects
+
+
+def _scipy_loadmat(path: str | os.PathLike[str], names: list[str] | None) -> dict:
     import scipy.io
 
     try:
@@ -296,12 +344,7 @@ def _load_v5(path: str | os.PathLike[str], names: list[str] | None) -> dict[str,
     except Exception as exc:  # scipy raises many types on corrupt/truncated input
         raise _fail(path, f"corrupt or truncated MAT-file ({type(exc).__name__}: "
                           f"{_one_line(exc)})") from exc
-    out: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name in _INTERNAL_VARIABLES:
-            continue
-        out[name] = _from_scipy(value, path, name)
-    return out
+    return raw
 
 
 def _one_line(exc: BaseException) -> str:
@@ -484,12 +527,23 @@ def _matlab_shape(data: np.ndarray) -> np.ndarray:
     return data
 
 
+_MAX_H5_DEPTH = 100  # nested cells/structs; MatConvNet files nest about 5 deep
+
+
 class _H5Reader:
     """Recursive reader of MATLAB's HDF5 layout (see docs/MAT73.md of the project)."""
 
     def __init__(self, f: Any, path: str | os.PathLike[str]) -> None:
         self.f = f
         self.path = path
+        # MATLAB writes each /#refs# object once and references it once: a damaged file
+        # whose references loop or fan out would otherwise be read forever.
+        try:
+            refs = len(f["#refs#"]) if "#refs#" in f else 0
+        except Exception as exc:  # h5py raises many types on damaged files
+            raise _fail(path, f"corrupt MAT v7.3 (HDF5) file ({_one_line(exc)})") from exc
+        self.budget = 2 * refs + 1000
+        self.depth = 0
 
     def _deref(self, ref: Any, where: str) -> Any:
         import h5py
@@ -502,7 +556,16 @@ class _H5Reader:
             raise _fail(self.path, f"{where}: dangling object reference") from exc
         if not isinstance(target, h5py.Dataset | h5py.Group):
             raise _fail(self.path, f"{where}: reference to a non-data object")
-        return self.read(target, where)
+        if not _attr_int(target, "MATLAB_empty"):  # MATLAB shares the canonical empty only
+            self.budget -= 1
+        if self.budget < 0 or self.depth >= _MAX_H5_DEPTH:
+            raise _fail(self.path, f"{where}: object references loop or are shared far more "
+                                   "than MATLAB writes them (damaged file)")
+        self.depth += 1
+        try:
+            return self.read(target, where)
+        finally:
+            self.depth -= 1
 
     def read(self, obj: Any, where: str) -> Any:
         import h5py

@@ -1,8 +1,8 @@
 """``make demo``: the whole path on bundled data.
 
 Converts the bundled MatConvNet two-stream net (the paper's ``net-epoch-N.mat`` layout, narrow
-widths) and a Caffe ResNet-50 (Kaiming He's deploy layout, narrow), checks the MatConvNet one
-against MatConvNet's own outputs, builds a mini Market-1501 from the 13 real sample images
+widths) and a Caffe ResNet-50 (Kaiming He's deploy layout, narrow), compares each with its
+framework's own outputs, var by var, builds a mini Market-1501 from the 13 real sample images
 plus generated ones, and validates both checkpoints with the authors' extraction and the
 official evaluation. The bundled weights are random (the released ones are not shipped), so
 the scores are far below the paper: the demo shows the pipeline, not the published numbers.
@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     res = out / "caffe_resnet50.pth"
     rc = convert_caffe([str(fx / "caffe/resnet50_narrow/deploy.prototxt"),
                         str(fx / "caffe/resnet50_narrow/weights.caffemodel"), "-o", str(res)])
+    if rc:
+        return rc
+
+    _step("compare: the converted Caffe net against Caffe's own blobs (224x224 input)")
+    rc = compare([str(res), str(fx / "models/caffe_resnet50.npz")])
     if rc:
         return rc
 

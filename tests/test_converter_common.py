@@ -1,5 +1,5 @@
 """What both converters share: the parameter table (sharing and packing), storage compaction
-before saving, and building canonical models for ``--arch auto``."""
+before saving, building canonical models for ``--arch auto``, and ``compare``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from porting.converters.common import ConversionError, GraphBuilder, compact
+
+from conftest import FIXTURES
 
 
 def test_float32_contiguous_arrays_are_shared_not_copied() -> None:
@@ -79,3 +81,83 @@ assert "torch._dynamo" not in sys.modules, "torch._dynamo was imported"
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------- compare
+
+
+def _compare_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    from porting.converters.compare import main as compare_main
+
+    capsys.readouterr()
+    rc = compare_main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def test_compare_rebuilds_a_seeded_input_from_the_fixture_itself(ckpts, capsys) -> None:
+    # The trimmed Caffe dumps keep input/data as a seed, shape and SHA-256 only.
+    ref = FIXTURES / "models" / "caffe_caffenet.npz"
+    assert "input/data" not in np.load(ref).files
+    rc, out, err = _compare_cli([ckpts["caffe_caffenet"], ref], capsys)
+    assert rc == 0, err
+    assert "13 vars compared" in out and "worst" in out
+
+
+def test_compare_refuses_a_seed_that_does_not_reproduce_its_digest(ckpts, tmp_path,
+                                                                   capsys) -> None:
+    z = np.load(FIXTURES / "models" / "caffe_caffenet.npz")
+    arrays = {k: z[k] for k in z.files}
+    arrays["__seed__/input/data"] = np.int64(int(arrays["__seed__/input/data"]) + 1)
+    bad = tmp_path / "tampered.npz"
+    np.savez(bad, **arrays)
+    rc, out, err = _compare_cli([ckpts["caffe_caffenet"], bad], capsys)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and "tampered.npz" in err and "SHA-256" in err
+
+
+def test_compare_reports_a_shape_mismatch_per_var_with_both_shapes(ckpts, tmp_path,
+                                                                   capsys) -> None:
+    import json
+
+    z = np.load(FIXTURES / "models" / "caffe_caffenet.npz")
+    arrays = {k: z[k] for k in z.files}
+    arrays["blob/pool2"] = np.zeros((1, 8, 56, 56), np.float32)  # a VGG16 pool2
+    ref = tmp_path / "mixed.npz"
+    np.savez(ref, **arrays)
+    report = tmp_path / "report.json"
+    rc, out, err = _compare_cli([ckpts["caffe_caffenet"], ref, "--json", report], capsys)
+    assert rc == 1
+    row = next(line for line in out.splitlines() if line.startswith("| pool2 "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells == ["pool2", "1x32x13x13", "1x8x56x56", "-", "-", "SHAPE"]
+    assert "inf" not in out
+    assert "pool2" in err and "1x32x13x13" in err and "1x8x56x56" in err
+    rows = {r["name"]: r for r in json.loads(report.read_text())["rows"]}
+    assert rows["pool2"]["status"] == "SHAPE" and rows["pool2"]["max_rel"] is None
+    assert rows["pool2"]["ref_shape"] == [1, 8, 56, 56]
+    assert rows["norm2"]["status"] == "ok", "the other vars are still compared"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_sha256_soon_works_in_a_forked_child(tmp_path) -> None:
+    # A child forked after the hasher thread started inherited the executor without its
+    # thread, and every conversion there waited forever for the source's digest.
+    import hashlib
+    import os
+
+    from porting.converters import common
+
+    src = tmp_path / "source.bin"
+    src.write_bytes(b"weights")
+    want = hashlib.sha256(b"weights").hexdigest()
+    assert common.sha256_soon(src).result() == want
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ok = common.sha256_soon(src).result(timeout=60) == want
+        except BaseException:  # noqa: BLE001 - report through the exit status only
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
