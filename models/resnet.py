@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from porting.layers.batchnorm import conv_bn
 from porting.layers.semantics import Semantics, get_semantics
 
 _STAGES = ((2, 3, 1), (3, 4, 2), (4, 6, 2), (5, 3, 2))  # (stage, blocks, stride)
@@ -41,13 +42,15 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.project:
-            shortcut = self.scale_branch1(self.bn_branch1(self.branch1(x)))
+            shortcut = conv_bn(self.branch1, self.bn_branch1, self.scale_branch1, x)
         else:
             shortcut = x
-        y = self.branch2a_relu(self.scale_branch2a(self.bn_branch2a(self.branch2a(x))))
-        y = self.branch2b_relu(self.scale_branch2b(self.bn_branch2b(self.branch2b(y))))
-        y = self.scale_branch2c(self.bn_branch2c(self.branch2c(y)))
-        return self.relu(shortcut + y)
+        y = self.branch2a_relu(conv_bn(self.branch2a, self.bn_branch2a, self.scale_branch2a, x))
+        y = self.branch2b_relu(conv_bn(self.branch2b, self.bn_branch2b, self.scale_branch2b, y))
+        y = conv_bn(self.branch2c, self.bn_branch2c, self.scale_branch2c, y)
+        # An in-place final ReLU (the fast form) takes the sum in place too: y is this
+        # block's own fresh tensor.
+        return self.relu(y.add_(shortcut) if self.relu.inplace else shortcut + y)
 
 
 class ResNet50(nn.Module):
@@ -105,7 +108,7 @@ class ResNet50(nn.Module):
         return names
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool1(self.conv1_relu(self.scale_conv1(self.bn_conv1(self.conv1(x)))))
+        x = self.pool1(self.conv1_relu(conv_bn(self.conv1, self.bn_conv1, self.scale_conv1, x)))
         for name in self.blocks:
             x = getattr(self, name)(x)
         x = self.pool5(x)

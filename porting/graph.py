@@ -34,6 +34,7 @@ from porting.layers import (
     softmax_log_loss,
     square_diff,
 )
+from porting.layers.batchnorm import channel_affine
 
 Params = Mapping[str, torch.Tensor]
 OpFn = Callable[[list[torch.Tensor], dict[str, Any], Params, bool], list[torch.Tensor]]
@@ -121,19 +122,24 @@ def _caffe_bn(x, a, p, training):
     use_global = (not training) if use_global is None else use_global
     return [caffe_batch_norm(x[0], p["mean"], p["variance"], p["scale_factor"],
                              a.get("eps", 1e-5), use_global, training,
-                             a.get("moving_average_fraction", 0.999))]
+                             a.get("moving_average_fraction", 0.999), a.get("_fast", False),
+                             a.get("_inplace", False))]
 
 
 @register_op("mcn_bn")
 def _mcn_bn(x, a, p, training):
     return [matconvnet_batch_norm(x[0], p["mult"], p["bias"], p["moments"], a.get("eps", 1e-5),
-                                  training)]
+                                  training, fast=a.get("_fast", False),
+                                  inplace=a.get("_inplace", False))]
 
 
 @register_op("scale")
 def _scale(x, a, p, training):
     axis = a.get("axis", 1) % x[0].dim()
     w = x[1] if len(x) > 1 else p["weight"]
+    if a.get("_fast") and axis == 1 and w.dim() == 1:
+        b = p["bias"] if "bias" in p else torch.zeros_like(w)
+        return [channel_affine(x[0], w, b, inplace=a.get("_inplace", False))]
     y = x[0] * _bshape(w, x[0].dim(), axis)
     if "bias" in p:
         y = y + _bshape(p["bias"], x[0].dim(), axis)
@@ -150,6 +156,8 @@ def _bias(x, a, p, training):
 @register_op("relu")
 def _relu(x, a, p, training):
     slope = a.get("negative_slope", 0.0)
+    if slope == 0 and a.get("_inplace"):
+        return [F.relu_(x[0])]
     return [F.relu(x[0]) if slope == 0 else F.leaky_relu(x[0], slope)]
 
 
@@ -270,6 +278,13 @@ def _topk_error(x, a, p, training):
 CONV_ALGORITHMS = ("im2col", "native")
 
 
+#: Ops with a fast test-time form (``GraphModule.exact = False``); those that may then
+#: overwrite their input; ops whose output is a new tensor that nothing else aliases.
+FAST_OPS = {"caffe_bn", "mcn_bn", "scale"}
+INPLACE_OPS = {"caffe_bn", "mcn_bn", "scale", "relu"}
+FRESH_OPS = {"conv", "caffe_bn", "mcn_bn", "scale", "bias", "linear"}
+
+
 def default_conv(framework: str) -> str:
     """Caffe graphs follow Caffe's im2col rounding by default; MatConvNet's are direct."""
     return "im2col" if framework == "caffe" else "native"
@@ -280,8 +295,11 @@ class GraphModule(nn.Module):
 
     ``conv`` selects the convolution arithmetic (:data:`CONV_ALGORITHMS`; ``None``: the
     framework's default, :func:`default_conv`); it can be changed later by assigning
-    ``module.conv``.
+    ``module.conv``. ``exact = False`` (set by :mod:`porting.inference`) runs BatchNorm and
+    Scale as one per-channel affine pass and a ReLU in place on a tensor only it reads.
     """
+
+    exact: bool = True
 
     def __init__(self, graph: dict[str, Any], params: Mapping[str, torch.Tensor],
                  conv: str | None = None) -> None:
@@ -308,6 +326,7 @@ class GraphModule(nn.Module):
                     raise GraphError(f"layer {layer['name']!r} ({layer['type']}): parameter "
                                      f"{key!r} for {slot!r} is missing")
         self._last_use = self._liveness()
+        self._private = self._private_inputs()
 
     def _liveness(self) -> dict[str, int]:
         last: dict[str, int] = {}
@@ -315,6 +334,19 @@ class GraphModule(nn.Module):
             for v in layer["inputs"]:
                 last[v] = i
         return last
+
+    def _private_inputs(self) -> set[int]:
+        """Layers of :data:`INPLACE_OPS` whose (first) input is a fresh tensor read by that
+        layer alone: in the fast forms they may overwrite it."""
+        readers: dict[str, int] = {}
+        for layer in self.layers:
+            for v in layer["inputs"]:
+                readers[v] = readers.get(v, 0) + 1
+        made = {v: layer["op"] for layer in self.layers for v in layer["outputs"]}
+        return {i for i, layer in enumerate(self.layers)
+                if layer["op"] in INPLACE_OPS and layer["inputs"]
+                and made.get(layer["inputs"][0]) in FRESH_OPS
+                and readers[layer["inputs"][0]] == 1 and layer["inputs"][0] not in self.inputs}
 
     def state_dict_keys(self) -> list[str]:
         return [f"params.{k}" for k in self.params]
@@ -339,6 +371,7 @@ class GraphModule(nn.Module):
         """
         env: dict[str, torch.Tensor] = dict(zip(self.inputs, args, strict=False))
         env.update(kwargs)
+        given = set(env)
         wanted = list(outputs) if outputs is not None else self.default_outputs
         known = set(self.var_names())
         missing = [w for w in wanted if w not in known]
@@ -359,6 +392,10 @@ class GraphModule(nn.Module):
             attrs = layer.get("attrs", {})
             if layer["op"] == "conv":
                 attrs = {**attrs, "_conv": self.conv}
+            elif not self.exact and layer["op"] in INPLACE_OPS:
+                attrs = {**attrs, "_fast": True,
+                         "_inplace": i in self._private and layer["inputs"][0] not in keep
+                         and layer["inputs"][0] not in given}
             try:
                 ys = OPS[layer["op"]](xs, attrs, p, self.training)
             except GraphError as exc:

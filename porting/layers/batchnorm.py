@@ -5,6 +5,12 @@ At test time both are :func:`frozen_batch_norm` with per-channel constants, and 
 form is :class:`FrozenBatchNorm` holding those constants: ``Sub``/``Div``/``Mul``/``Add`` in
 ONNX, never ONNX's ``BatchNormalization`` (which would add eps to MatConvNet's stored sigma
 a second time).
+
+Fast forms (off unless a layer's ``exact`` is False; :mod:`porting.inference` sets it): at
+test time the same constants as one per-channel ``x * a + b`` (:func:`channel_affine`, one
+pass instead of four; over a convolution's own output in place, :func:`conv_bn`).
+Mathematically equal, rounded differently; the exact forms stay the default of every layer
+and are what the export forms compute.
 """
 
 from __future__ import annotations
@@ -38,6 +44,46 @@ def caffe_global_stats(mean_blob: torch.Tensor, var_blob: torch.Tensor,
     return mean_blob * factor, torch.sqrt(var_blob * factor + eps)
 
 
+def batch_norm_affine(mean: torch.Tensor, sigma: torch.Tensor,
+                      mult: torch.Tensor | None = None, bias: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``(a, b)`` with ``frozen_batch_norm(x, ...) == x * a + b`` up to rounding."""
+    a = 1.0 / sigma if mult is None else mult / sigma
+    b = -mean * a if bias is None else bias - mean * a
+    return a, b
+
+
+def channel_affine(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                   inplace: bool = False) -> torch.Tensor:
+    """``x * a + b`` per channel (axis 1) in one pass: the fast form of BatchNorm and Scale.
+
+    ``inplace``: written over ``x`` (same values; no new map) when no gradient is being
+    recorded; the caller vouches that nothing else reads ``x``.
+    """
+    shape = _channel_shape(x)
+    if inplace and not (torch.is_grad_enabled() and (x.requires_grad or a.requires_grad
+                                                      or b.requires_grad)):
+        return torch.addcmul(b.view(shape), x, a.view(shape), out=x)
+    return torch.addcmul(b.view(shape), x, a.view(shape))
+
+
+class _FastForm:
+    """Mixin of the layers that have a fast test-time form; ``exact`` (default True) keeps
+    the source framework's arithmetic. ``affine()`` is the per-channel ``(a, b)`` the layer
+    computes right now, or None when it is not a per-channel affine map (batch statistics)."""
+
+    exact: bool = True
+
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        raise NotImplementedError
+
+    def _fast(self, x: torch.Tensor) -> torch.Tensor | None:
+        if self.exact:
+            return None
+        ab = self.affine()
+        return None if ab is None else channel_affine(x, *ab)
+
+
 class FrozenBatchNorm(nn.Module):
     """Test-time BatchNorm with constant tensors: the export form of both BatchNorms."""
 
@@ -53,7 +99,7 @@ class FrozenBatchNorm(nn.Module):
         return frozen_batch_norm(x, self.mean, self.sigma, self.mult, self.bias)
 
 
-class CaffeBatchNorm(nn.Module):
+class CaffeBatchNorm(_FastForm, nn.Module):
     """Caffe ``BatchNorm``: blobs ``mean``, ``variance``, ``scale_factor``; no affine part.
 
     Caffe stores running sums: the statistics are ``blob / scale_factor``, and a zero factor
@@ -84,7 +130,16 @@ class CaffeBatchNorm(nn.Module):
     def _global(self) -> bool:
         return (not self.training) if self.use_global_stats is None else self.use_global_stats
 
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if not self._global():
+            return None
+        return batch_norm_affine(*caffe_global_stats(self.mean, self.variance,
+                                                     self.scale_factor, self.eps))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._fast(x)
+        if y is not None:
+            return y
         return caffe_batch_norm(
             x, self.mean, self.variance, self.scale_factor, self.eps, self._global(),
             self.training, self.moving_average_fraction,
@@ -108,11 +163,18 @@ def caffe_batch_norm(
     use_global_stats: bool,
     update: bool = False,
     moving_average_fraction: float = 0.999,
+    fast: bool = False,
+    inplace: bool = False,
 ) -> torch.Tensor:
-    """Functional Caffe BatchNorm over the three blobs (updated in place when ``update``)."""
+    """Functional Caffe BatchNorm over the three blobs (updated in place when ``update``);
+    ``fast``: the stored statistics as one :func:`channel_affine` (over ``x`` if
+    ``inplace``)."""
     shape = _channel_shape(x)
     if use_global_stats:
-        return frozen_batch_norm(x, *caffe_global_stats(mean_blob, var_blob, scale_factor, eps))
+        stats = caffe_global_stats(mean_blob, var_blob, scale_factor, eps)
+        if fast:
+            return channel_affine(x, *batch_norm_affine(*stats), inplace=inplace)
+        return frozen_batch_norm(x, *stats)
     dims = [0] + list(range(2, x.dim()))
     mean = x.mean(dim=dims)
     var = ((x - mean.view(shape)) ** 2).mean(dim=dims)
@@ -127,7 +189,7 @@ def caffe_batch_norm(
 
 
 
-class CaffeScale(nn.Module):
+class CaffeScale(_FastForm, nn.Module):
     """Caffe ``Scale`` with one bottom on channel axis 1: ``y = x * weight (+ bias)``."""
 
     def __init__(self, num_features: int, bias: bool = True) -> None:
@@ -135,7 +197,12 @@ class CaffeScale(nn.Module):
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features)) if bias else None
 
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.weight, torch.zeros_like(self.weight) if self.bias is None else self.bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.exact:
+            return channel_affine(x, *self.affine())
         shape = _channel_shape(x)
         y = x * self.weight.view(shape)
         return y if self.bias is None else y + self.bias.view(shape)
@@ -143,11 +210,16 @@ class CaffeScale(nn.Module):
 
 def matconvnet_batch_norm(x: torch.Tensor, mult: torch.Tensor, bias: torch.Tensor,
                           moments: torch.Tensor, eps: float = 1e-5, training: bool = False,
-                          momentum: float | None = None) -> torch.Tensor:
+                          momentum: float | None = None, fast: bool = False,
+                          inplace: bool = False) -> torch.Tensor:
     """Functional ``vl_nnbnorm``: the stored ``moments`` at test time; in training the batch
     moments (``sigma = sqrt(biased var + eps)``), blended into ``moments`` in place when
-    ``momentum`` is set (cnn_train's 'average' method)."""
+    ``momentum`` is set (cnn_train's 'average' method). ``fast``: test time as one
+    :func:`channel_affine` (over ``x`` if ``inplace``)."""
     if not training:
+        if fast:
+            ab = batch_norm_affine(moments[:, 0], moments[:, 1], mult, bias)
+            return channel_affine(x, *ab, inplace=inplace)
         return frozen_batch_norm(x, moments[:, 0], moments[:, 1], mult, bias)
     shape = _channel_shape(x)
     dims = [0] + list(range(2, x.dim()))
@@ -160,7 +232,7 @@ def matconvnet_batch_norm(x: torch.Tensor, mult: torch.Tensor, bias: torch.Tenso
     return frozen_batch_norm(x, mean, sigma, mult, bias)
 
 
-class MatConvNetBatchNorm(nn.Module):
+class MatConvNetBatchNorm(_FastForm, nn.Module):
     """MatConvNet ``vl_nnbnorm`` / ``dagnn.BatchNorm`` with params ``mult``, ``bias``, ``moments``.
 
     ``moments`` is C x 2 ``[mean, sigma]`` with ``sigma = sqrt(var + eps)`` already applied,
@@ -183,10 +255,37 @@ class MatConvNetBatchNorm(nn.Module):
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
 
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.training:
+            return None
+        return batch_norm_affine(self.moments[:, 0], self.moments[:, 1], self.mult, self.bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._fast(x)
+        if y is not None:
+            return y
         return matconvnet_batch_norm(x, self.mult, self.bias, self.moments, self.eps,
                                      self.training, self.momentum)
 
     def export_form(self, in_shape: tuple[int, ...] | None = None) -> nn.Module:
         """The test-time constants (``moments`` as stored, sigma not recomputed)."""
         return FrozenBatchNorm(self.moments[:, 0], self.moments[:, 1], self.mult, self.bias)
+
+
+def conv_bn(conv: nn.Module, bn: nn.Module, scale: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``scale(bn(conv(x)))``, the Conv -> BatchNorm (-> Scale) of the ResNets.
+
+    With ``bn``'s fast form on and its statistics frozen, BatchNorm and a Caffe Scale are one
+    per-channel affine pass over the convolution's own output, in place when no gradient is
+    recorded (no new map: at batch 32 that is as fast as folding the constants into the
+    convolution, and rounds closer to the source; see bench/README.md).
+    """
+    ab = None if getattr(bn, "exact", True) else bn.affine()
+    if isinstance(scale, CaffeScale) and ab is not None and not scale.exact:
+        sa, sb = scale.affine()
+        ab = (ab[0] * sa, ab[1] * sa + sb)
+    elif not isinstance(scale, nn.Identity):
+        ab = None
+    if ab is None:
+        return scale(bn(conv(x)))
+    return channel_affine(conv(x), *ab, inplace=True)
