@@ -345,3 +345,20 @@ def _distributed_worker(out: Path) -> None:
 
 if __name__ == "__main__":
     _distributed_worker(Path(sys.argv[1]))
+
+
+def test_fast_and_exact_arithmetic_never_share_a_cache_entry(tmp_path, model, paths) -> None:
+    from porting.inference import set_exact
+
+    pp = market_matconvnet()
+    kw = dict(num_workers=0, device="cpu", progress=False, cache_dir=tmp_path,
+              checkpoint_sha256="e" * 64)
+    set_exact(model, True)
+    extract_features(model, paths[:4], pp, "market-matconvnet", **kw)
+    set_exact(model, False)
+    try:
+        extract_features(model, paths[:4], pp, "market-matconvnet", **kw)
+    finally:
+        set_exact(model, True)
+    metas = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert sorted(m["exact"] for m in metas) == [False, True]

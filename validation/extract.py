@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from porting.checkpoint import atomic_write
 from porting.features import feature_map, flip_commutes, graph_feature_var, resolve_device
 from porting.graph import GraphModule
+from porting.inference import is_exact
 from porting.preprocess import Preprocess, load_rgb
 from porting.progress import Progress  # re-exported: porting.validation.extract.Progress
 from porting.recipes import Recipe, get_recipe, l2_normalize, pool_positions
@@ -103,8 +104,10 @@ def inputs_digest(items: Any) -> str:
 
 
 def cache_key(model_id: str, recipe: Recipe, preprocess: Preprocess, inputs_id: str, *,
-              amp: bool, device: torch.device, feature_var: str | None) -> tuple[str, dict]:
-    """The cache file stem and the material it hashes (stored next to the features)."""
+              amp: bool, device: torch.device, feature_var: str | None,
+              exact: bool = True) -> tuple[str, dict]:
+    """The cache file stem and the material it hashes (stored next to the features); fast and
+    exact arithmetic (:mod:`porting.inference`) never share a cache entry."""
     material = {
         "cache_version": CACHE_VERSION,
         "model": model_id,
@@ -114,6 +117,7 @@ def cache_key(model_id: str, recipe: Recipe, preprocess: Preprocess, inputs_id: 
         "inputs": inputs_id,
         "amp": bool(amp),
         "device_type": device.type,
+        "exact": bool(exact),
     }
     blob = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest(), material
@@ -431,7 +435,7 @@ def extract_features(
     if cache_dir is not None:
         model_id = checkpoint_sha256 or model_digest(model)
         key, material = cache_key(model_id, rec, preprocess, inputs_digest(items), amp=amp,
-                                  device=dev, feature_var=fvar)
+                                  device=dev, feature_var=fvar, exact=is_exact(model))
         cache_npy = Path(cache_dir) / f"{key}.npy"
         hit = cache_npy.is_file()
         if world > 1:
