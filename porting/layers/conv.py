@@ -69,7 +69,11 @@ def im2col_conv2d(
     oh = (h - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     ow = (w - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     wg = weight.reshape(groups, o // groups, ci * kh * kw)
-    cols = F.unfold(xp, (kh, kw), dilation=dilation, stride=stride)
+    if kh == kw == 1:  # a 1x1 im2col is the (strided) input itself: the same columns, no copy
+        cols = xp[..., : (oh - 1) * stride[0] + 1 : stride[0], : (ow - 1) * stride[1] + 1 :
+                  stride[1]].reshape(xp.shape[0], -1, oh * ow)
+    else:
+        cols = F.unfold(xp, (kh, kw), dilation=dilation, stride=stride)
     cols = cols.reshape(-1, groups, ci * kh * kw, oh * ow)
     y = torch.matmul(wg, cols).reshape(-1, o, oh, ow)
     return y if bias is None else y + bias.view(1, -1, 1, 1)
