@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from porting.checkpoint import atomic_write, load_checkpoint
+from porting.checkpoint import load_checkpoint
 from porting.cli import HelpFormatter, examples_epilog
 from porting.graph import GraphModule
 from porting.loading import model_from_checkpoint
+from porting.outputs import atomic_write
 
 from .common import ConversionError, run_cli
 

@@ -35,10 +35,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from porting.checkpoint import atomic_write
 from porting.features import feature_map, flip_commutes, graph_feature_var, resolve_device
 from porting.graph import GraphModule
 from porting.inference import is_exact
+from porting.outputs import atomic_write
 from porting.preprocess import Preprocess, load_rgb
 from porting.progress import Progress  # re-exported: porting.validation.extract.Progress
 from porting.recipes import Recipe, get_recipe, l2_normalize, pool_positions

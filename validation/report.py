@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from porting.checkpoint import atomic_write
+from porting.outputs import atomic_write
 
 from .published import Published, measured_by
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from porting.checkpoint import CheckpointError, atomic_write, load_checkpoint, sha256_file
+from porting.checkpoint import CheckpointError, load_checkpoint, sha256_file
 from porting.cli import HelpFormatter, examples_epilog
 from porting.export.nets import build_export, double_export
 from porting.export.parity import TOLERANCE, ParityCheck, ParityError, describe_row
@@ -26,6 +26,7 @@ from porting.export.writers import (
     export_torchscript,
     max_opset,
 )
+from porting.outputs import atomic_write
 from porting.recipes import get_recipe
 
 

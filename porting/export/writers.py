@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from porting.checkpoint import atomic_write, sha256_file
+from porting.checkpoint import sha256_file
 from porting.export.nets import Spec
 from porting.export.parity import ParityCheck, ParityError, quietly
 from porting.export.rewrite import set_im2col
+from porting.outputs import atomic_write
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # ReduceSum with axes as an input

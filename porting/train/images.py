@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from porting.checkpoint import atomic_write
+from porting.outputs import atomic_write
 from porting.preprocess import load_rgb
 from porting.train.recipe import CACHE_VERSION
 

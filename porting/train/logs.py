@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from porting.checkpoint import atomic_write
+from porting.outputs import atomic_write
 from porting.train.recipe import STAT_NAMES
 
 
