@@ -15,6 +15,7 @@ naming the file and the layer, param or field in MatConvNet's words.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,8 +126,8 @@ class _Checker:
                         raise self.fail(layer, f"takes {_allowed(lo, hi)} {what}{plural}, "
                                                f"got {n}")
             ins = [self.shapes.get(v) for v in layer.inputs]
-            fn = getattr(self, "_" + layer.type.replace("dagnn.", ""), None)
-            outs = fn(layer, ins) if fn is not None and arity is not None else None
+            fn = LAYER_CHECKS.get(layer.type)
+            outs = fn(self, layer, ins) if fn is not None and arity is not None else None
             if outs is None or len(outs) != len(layer.outputs):
                 outs = [None] * len(layer.outputs)
             for v, s in zip(layer.outputs, outs, strict=True):
@@ -146,167 +147,185 @@ class _Checker:
                                       "converts anyway")
             self.nonfinite.append(f"param {name!r}: {bad} of {p.value.size}")
 
-    # -- per class: check the block and params, return the output shapes ---------------------
 
-    def _Conv(self, layer: MCNLayer, ins: list) -> list[Shape | None]:
-        pad = self.ints(layer, "pad", (1, 4), 0, 0)
-        stride = self.ints(layer, "stride", (1, 2), 1, 1)
-        dilate = self.ints(layer, "dilate", (1, 2), 1, 1)
-        f = self.param(layer, 0)
-        if f is None:
-            raise self.fail(layer, f"needs a filter parameter (params has {len(layer.params)})")
-        if f.ndim > 4 or f.size == 0:
-            raise self.fail(layer, f"filter {layer.params[0]!r} has size {dims(f.shape)}; it "
-                                   "must be a non-empty H x W x C x K array")
-        fs = f.shape + (1,) * (4 - f.ndim)
-        size = layer.block.get("size")
-        if size is not None:
-            want = integers(size, (4,), 1)
-            if want is None:
-                raise self.fail(layer, f"block.size must be 4 positive integers, got "
-                                       f"{show(size)}")
-            if list(fs) != want:
-                raise self.fail(layer, f"filter {layer.params[0]!r} has size {dims(fs)} but "
-                                       f"block.size is {dims(want)}")
-        has_bias = layer.block.get("hasBias", len(layer.params) > 1)
-        if not isinstance(has_bias, bool):
-            raise self.fail(layer, f"block.hasBias must be true or false, got {show(has_bias)}")
-        if has_bias:
-            b = self.param(layer, 1)
-            if b is None:
-                raise self.fail(layer, "block.hasBias is true but params has no bias")
-            if b.size != fs[3]:
-                raise self.fail(layer, f"bias {layer.params[1]!r} has {b.size} values for "
-                                       f"{fs[3]} filters")
-        x = ins[0]
-        if x is None:
-            return [None]
-        if len(x) == 2:  # MatConvNet treats an N x C matrix as a 1 x 1 map
-            x = (*x, 1, 1)
-        if len(x) != 4:
-            raise self.fail(layer, f"input {layer.inputs[0]!r} has size {dims(x)}; a "
-                                   "convolution needs H x W x C x N")
-        if x[1] % fs[2] or fs[3] % (x[1] // fs[2]):
-            raise self.fail(layer, f"filter {layer.params[0]!r} has depth {fs[2]} and {fs[3]} "
-                                   f"filters, which does not fit the {x[1]} channels of input "
-                                   f"{layer.inputs[0]!r} (channels = depth x groups, and "
-                                   "groups must divide the filters)")
-        out = []
-        for axis, (s, k, d, st) in enumerate(zip(x[2:], fs[:2], dilate, stride, strict=True)):
-            extent = d * (k - 1) + 1
-            padded = s + pad[2 * axis] + pad[2 * axis + 1]
-            if padded < extent:
-                name = ("height", "width")[axis]
-                raise self.fail(layer, f"the filter's {name} {k} (dilate {d}) spans {extent} "
-                                       f"but input {layer.inputs[0]!r} is {s} + pad "
-                                       f"{pad[2 * axis]}+{pad[2 * axis + 1]} (input "
-                                       f"{dims(x)}, N x C x H x W)")
-            out.append((padded - extent) // st + 1)
-        return [(x[0], fs[3], *out)]
+# Per class: check the block and params, return the output shapes.
 
-    def _Pooling(self, layer: MCNLayer, ins: list) -> list[Shape | None]:
-        method = layer.block.get("method", "max")
-        if method not in ("max", "avg"):
-            raise self.fail(layer, f"block.method must be 'max' or 'avg', got {show(method)}")
-        pool = self.ints(layer, "poolSize", (1, 2), 1, 1)
-        pad = self.ints(layer, "pad", (1, 4), 0, 0)
-        stride = self.ints(layer, "stride", (1, 2), 1, 1)
-        x = ins[0]
-        if x is None:
-            return [None]
-        if len(x) != 4:
-            raise self.fail(layer, f"input {layer.inputs[0]!r} has size {dims(x)}; pooling "
-                                   "needs H x W x C x N")
-        out = []
-        for axis, (s, k, st) in enumerate(zip(x[2:], pool, stride, strict=True)):
-            padded = s + pad[2 * axis] + pad[2 * axis + 1]
-            if padded < k:
-                name = ("height", "width")[axis]
-                raise self.fail(layer, f"block.poolSize {name} {k} is larger than input "
-                                       f"{layer.inputs[0]!r} {s} + pad {pad[2 * axis]}+"
-                                       f"{pad[2 * axis + 1]} (input {dims(x)}, N x C x H x W)")
-            out.append((padded - k) // st + 1)
-        return [(x[0], x[1], *out)]
 
-    def _BatchNorm(self, layer: MCNLayer, ins: list) -> list[Shape | None]:
-        self.number(layer, "epsilon", 1e-5, positive=True)
-        values = [self.param(layer, i) for i in range(3)]
-        if any(v is None for v in values):
-            raise self.fail(layer, f"needs mult, bias and moments params (params has "
-                                   f"{len(layer.params)})")
-        mult, bias, moments = values
-        x = ins[0]
-        c = x[1] if x is not None and len(x) > 1 else mult.size
-        if mult.size != c or bias.size != c or moments.size != 2 * c:
-            raise self.fail(layer, f"params {layer.params[0]!r}/{layer.params[1]!r}/"
-                                   f"{layer.params[2]!r} have sizes {dims(mult.shape)}/"
-                                   f"{dims(bias.shape)}/{dims(moments.shape)}; {c} channels "
-                                   f"need {c}, {c} and {c}x2 values")
-        return [x]
+def _conv(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
+    pad = ck.ints(layer, "pad", (1, 4), 0, 0)
+    stride = ck.ints(layer, "stride", (1, 2), 1, 1)
+    dilate = ck.ints(layer, "dilate", (1, 2), 1, 1)
+    f = ck.param(layer, 0)
+    if f is None:
+        raise ck.fail(layer, f"needs a filter parameter (params has {len(layer.params)})")
+    if f.ndim > 4 or f.size == 0:
+        raise ck.fail(layer, f"filter {layer.params[0]!r} has size {dims(f.shape)}; it "
+                               "must be a non-empty H x W x C x K array")
+    fs = f.shape + (1,) * (4 - f.ndim)
+    size = layer.block.get("size")
+    if size is not None:
+        want = integers(size, (4,), 1)
+        if want is None:
+            raise ck.fail(layer, f"block.size must be 4 positive integers, got "
+                                   f"{show(size)}")
+        if list(fs) != want:
+            raise ck.fail(layer, f"filter {layer.params[0]!r} has size {dims(fs)} but "
+                                   f"block.size is {dims(want)}")
+    has_bias = layer.block.get("hasBias", len(layer.params) > 1)
+    if not isinstance(has_bias, bool):
+        raise ck.fail(layer, f"block.hasBias must be true or false, got {show(has_bias)}")
+    if has_bias:
+        b = ck.param(layer, 1)
+        if b is None:
+            raise ck.fail(layer, "block.hasBias is true but params has no bias")
+        if b.size != fs[3]:
+            raise ck.fail(layer, f"bias {layer.params[1]!r} has {b.size} values for "
+                                   f"{fs[3]} filters")
+    x = ins[0]
+    if x is None:
+        return [None]
+    if len(x) == 2:  # MatConvNet treats an N x C matrix as a 1 x 1 map
+        x = (*x, 1, 1)
+    if len(x) != 4:
+        raise ck.fail(layer, f"input {layer.inputs[0]!r} has size {dims(x)}; a "
+                               "convolution needs H x W x C x N")
+    if x[1] % fs[2] or fs[3] % (x[1] // fs[2]):
+        raise ck.fail(layer, f"filter {layer.params[0]!r} has depth {fs[2]} and {fs[3]} "
+                               f"filters, which does not fit the {x[1]} channels of input "
+                               f"{layer.inputs[0]!r} (channels = depth x groups, and "
+                               "groups must divide the filters)")
+    out = []
+    for axis, (s, k, d, st) in enumerate(zip(x[2:], fs[:2], dilate, stride, strict=True)):
+        extent = d * (k - 1) + 1
+        padded = s + pad[2 * axis] + pad[2 * axis + 1]
+        if padded < extent:
+            name = ("height", "width")[axis]
+            raise ck.fail(layer, f"the filter's {name} {k} (dilate {d}) spans {extent} "
+                                   f"but input {layer.inputs[0]!r} is {s} + pad "
+                                   f"{pad[2 * axis]}+{pad[2 * axis + 1]} (input "
+                                   f"{dims(x)}, N x C x H x W)")
+        out.append((padded - extent) // st + 1)
+    return [(x[0], fs[3], *out)]
 
-    def _ReLU(self, layer: MCNLayer, ins: list) -> list[Shape | None]:
-        self.number(layer, "leak", 0.0)
-        return [ins[0]]
+def _pooling(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
+    method = layer.block.get("method", "max")
+    if method not in ("max", "avg"):
+        raise ck.fail(layer, f"block.method must be 'max' or 'avg', got {show(method)}")
+    pool = ck.ints(layer, "poolSize", (1, 2), 1, 1)
+    pad = ck.ints(layer, "pad", (1, 4), 0, 0)
+    stride = ck.ints(layer, "stride", (1, 2), 1, 1)
+    x = ins[0]
+    if x is None:
+        return [None]
+    if len(x) != 4:
+        raise ck.fail(layer, f"input {layer.inputs[0]!r} has size {dims(x)}; pooling "
+                               "needs H x W x C x N")
+    out = []
+    for axis, (s, k, st) in enumerate(zip(x[2:], pool, stride, strict=True)):
+        padded = s + pad[2 * axis] + pad[2 * axis + 1]
+        if padded < k:
+            name = ("height", "width")[axis]
+            raise ck.fail(layer, f"block.poolSize {name} {k} is larger than input "
+                                   f"{layer.inputs[0]!r} {s} + pad {pad[2 * axis]}+"
+                                   f"{pad[2 * axis + 1]} (input {dims(x)}, N x C x H x W)")
+        out.append((padded - k) // st + 1)
+    return [(x[0], x[1], *out)]
 
-    def _LRN(self, layer: MCNLayer, ins: list) -> list[Shape | None]:
-        param = layer.block.get("param", [5, 1, 1e-4, 0.75])
-        values = [finite(v) for v in param] if isinstance(param, list) else []
-        if len(values) != 4 or any(v is None for v in values) or integer(values[0], 1) is None:
-            raise self.fail(layer, "block.param must be [N kappa alpha beta] (N a positive "
-                                   f"integer, all finite), got {show(param)}")
-        return [ins[0]]
+def _batchnorm(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
+    ck.number(layer, "epsilon", 1e-5, positive=True)
+    values = [ck.param(layer, i) for i in range(3)]
+    if any(v is None for v in values):
+        raise ck.fail(layer, f"needs mult, bias and moments params (params has "
+                               f"{len(layer.params)})")
+    mult, bias, moments = values
+    x = ins[0]
+    c = x[1] if x is not None and len(x) > 1 else mult.size
+    if mult.size != c or bias.size != c or moments.size != 2 * c:
+        raise ck.fail(layer, f"params {layer.params[0]!r}/{layer.params[1]!r}/"
+                               f"{layer.params[2]!r} have sizes {dims(mult.shape)}/"
+                               f"{dims(bias.shape)}/{dims(moments.shape)}; {c} channels "
+                               f"need {c}, {c} and {c}x2 values")
+    return [x]
 
-    def _DropOut(self, layer: MCNLayer, ins: list) -> list[Shape | None]:
-        self.number(layer, "rate", 0.5, below=1.0)
-        return [ins[0]]
+def _relu(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
+    ck.number(layer, "leak", 0.0)
+    return [ins[0]]
 
-    def _equal(self, layer: MCNLayer, ins: list) -> list[Shape | None]:
-        known = [(v, s) for v, s in zip(layer.inputs, ins, strict=True) if s is not None]
-        for v, s in known[1:]:
-            if s != known[0][1]:
-                raise self.fail(layer, f"input {v!r} has size {dims(s)} but {known[0][0]!r} "
-                                       f"has {dims(known[0][1])} (N x C x H x W)")
-        return [known[0][1] if known and len(known) == len(ins) else None]
+def _lrn(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
+    param = layer.block.get("param", [5, 1, 1e-4, 0.75])
+    values = [finite(v) for v in param] if isinstance(param, list) else []
+    if len(values) != 4 or any(v is None for v in values) or integer(values[0], 1) is None:
+        raise ck.fail(layer, "block.param must be [N kappa alpha beta] (N a positive "
+                               f"integer, all finite), got {show(param)}")
+    return [ins[0]]
 
-    _Sum = _Square = _equal
+def _dropout(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
+    ck.number(layer, "rate", 0.5, below=1.0)
+    return [ins[0]]
 
-    def _Concat(self, layer: MCNLayer, ins: list) -> list[Shape | None]:
-        dim = integer(layer.block.get("dim", 3), 1)
-        if dim is None or dim > 4:
-            raise self.fail(layer, f"block.dim must be 1, 2, 3 or 4, got "
-                                   f"{show(layer.block.get('dim'))}")
-        if any(s is None or len(s) != 4 for s in ins):
-            return [None]
-        axis = {1: 2, 2: 3, 3: 1, 4: 0}[dim]
-        first = ins[0]
-        for v, s in zip(layer.inputs[1:], ins[1:], strict=True):
-            if any(a != b for k, (a, b) in enumerate(zip(s, first, strict=True)) if k != axis):
-                raise self.fail(layer, f"input {v!r} has size {dims(s)}, which does not fit "
-                                       f"{layer.inputs[0]!r} {dims(first)} outside dim {dim}")
-        return [(*first[:axis], sum(s[axis] for s in ins), *first[axis + 1:])]
+def _equal(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
+    known = [(v, s) for v, s in zip(layer.inputs, ins, strict=True) if s is not None]
+    for v, s in known[1:]:
+        if s != known[0][1]:
+            raise ck.fail(layer, f"input {v!r} has size {dims(s)} but {known[0][0]!r} "
+                                   f"has {dims(known[0][1])} (N x C x H x W)")
+    return [known[0][1] if known and len(known) == len(ins) else None]
 
-    def _SoftMax(self, layer: MCNLayer, ins: list) -> list[Shape | None]:
-        return [ins[0]]
 
-    _Sigmoid = _SoftMax
+def _concat(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
+    dim = integer(layer.block.get("dim", 3), 1)
+    if dim is None or dim > 4:
+        raise ck.fail(layer, f"block.dim must be 1, 2, 3 or 4, got "
+                               f"{show(layer.block.get('dim'))}")
+    if any(s is None or len(s) != 4 for s in ins):
+        return [None]
+    axis = {1: 2, 2: 3, 3: 1, 4: 0}[dim]
+    first = ins[0]
+    for v, s in zip(layer.inputs[1:], ins[1:], strict=True):
+        if any(a != b for k, (a, b) in enumerate(zip(s, first, strict=True)) if k != axis):
+            raise ck.fail(layer, f"input {v!r} has size {dims(s)}, which does not fit "
+                                   f"{layer.inputs[0]!r} {dims(first)} outside dim {dim}")
+    return [(*first[:axis], sum(s[axis] for s in ins), *first[axis + 1:])]
 
-    def _Scale(self, layer: MCNLayer, ins: list) -> list[Shape | None]:
-        if len(layer.inputs) == 1 and self.param(layer, 0) is None:
-            raise self.fail(layer, "needs a scale parameter")
-        return [ins[0]]
+def _softmax(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
+    return [ins[0]]
 
-    def _Loss(self, layer: MCNLayer, ins: list) -> list[Shape | None]:
-        kind = layer.block.get("loss", "softmaxlog")
-        if kind not in LOSS_KINDS:
-            raise self.fail(layer, f"block.loss {show(kind)} is not supported; supported: "
-                                   f"{', '.join(LOSS_KINDS)}")
-        opts = layer.block.get("opts") or []
-        if kind == "topkerror" and isinstance(opts, list) and "topK" in opts:
-            i = opts.index("topK")
-            if i + 1 >= len(opts) or integer(opts[i + 1], 1) is None:
-                raise self.fail(layer, "block.opts 'topK' must be followed by a positive "
-                                       "integer")
-        return [()]
+
+def _scale(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
+    if len(layer.inputs) == 1 and ck.param(layer, 0) is None:
+        raise ck.fail(layer, "needs a scale parameter")
+    return [ins[0]]
+
+def _loss(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
+    kind = layer.block.get("loss", "softmaxlog")
+    if kind not in LOSS_KINDS:
+        raise ck.fail(layer, f"block.loss {show(kind)} is not supported; supported: "
+                               f"{', '.join(LOSS_KINDS)}")
+    opts = layer.block.get("opts") or []
+    if kind == "topkerror" and isinstance(opts, list) and "topK" in opts:
+        i = opts.index("topK")
+        if i + 1 >= len(opts) or integer(opts[i + 1], 1) is None:
+            raise ck.fail(layer, "block.opts 'topK' must be followed by a positive "
+                                   "integer")
+    return [()]
+
+
+#: ``dagnn.*`` class -> its check: the block and params, then the output sizes.
+LAYER_CHECKS: dict[str, Callable[[_Checker, MCNLayer, list], list[Shape | None]]] = {
+    "dagnn.Conv": _conv,
+    "dagnn.Pooling": _pooling,
+    "dagnn.BatchNorm": _batchnorm,
+    "dagnn.ReLU": _relu,
+    "dagnn.LRN": _lrn,
+    "dagnn.DropOut": _dropout,
+    "dagnn.Concat": _concat,
+    "dagnn.SoftMax": _softmax,
+    "dagnn.Scale": _scale,
+    "dagnn.Loss": _loss,
+    "dagnn.Sum": _equal,
+    "dagnn.Square": _equal,
+    "dagnn.Sigmoid": _softmax,
+}
 
 
 def input_size(model: MCNModel) -> tuple[int, int]:
