@@ -26,11 +26,23 @@ Which layer types and settings are supported is the converter's business, not th
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .matconvnet_layout import (
+    MCNLayer,
+    MCNModel,
+    MCNParam,
+    _canon_dict,
+    _canonical,
+    _column,
+    _describe,
+    _four_d,
+    _holds_layers,
+    _Parts,
+)
+from .matconvnet_simplenn import SimpleNNLayout
 from .matfile import (
     MatCell,
     MatFormatError,
@@ -42,55 +54,6 @@ from .matfile import (
 )
 
 __all__ = ["MCNParam", "MCNLayer", "MCNModel", "read_matconvnet", "build_model"]
-
-
-@dataclass(frozen=True)
-class MCNParam:
-    """One DagNN parameter: ``value`` in MATLAB layout (see the module docstring)."""
-
-    name: str
-    value: np.ndarray
-    learningRate: float = 1.0  # DagNN's defaults when a file has no such field
-    weightDecay: float = 1.0
-
-
-@dataclass(frozen=True)
-class MCNLayer:
-    """One layer: ``type`` is the dagnn class name, ``block`` its properties as Python values.
-
-    Block values: numbers as float/int (lists for vectors), logicals as bool, chars as str,
-    cells as lists, empty values as None. ``pad``/``crop`` are expanded to 4 ints
-    [top bottom left right], ``stride``/``dilate``/``poolSize``/``upsample`` to 2 ints.
-    """
-
-    name: str
-    type: str
-    inputs: list[str]
-    outputs: list[str]
-    params: list[str]
-    block: dict[str, Any] = field(hash=False)
-
-
-@dataclass(frozen=True)
-class MCNModel:
-    """A MatConvNet network in one DagNN-like form, whatever the file layout."""
-
-    layers: list[MCNLayer]
-    params: dict[str, MCNParam]
-    vars: list[str]
-    meta: dict[str, Any]
-    layout: str
-    stats_summary: dict[str, list[dict[str, float]]]
-    source_path: str
-    mat_version: str
-
-    def layer(self, name: str) -> MCNLayer:
-        """The layer called ``name``."""
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(name)
-
 
 # --------------------------------------------------------------------------------------------
 # Entry points
@@ -129,93 +92,9 @@ def build_model(
     return _Builder(variables, source_path, mat_version, all_variables).build()
 
 
-# --------------------------------------------------------------------------------------------
-# Value helpers
-# --------------------------------------------------------------------------------------------
-
-_EXPAND = {"pad": 4, "crop": 4, "stride": 2, "dilate": 2, "poolSize": 2, "upsample": 2}
-_INT_LISTS = {"size", "imageSize", "border"}
-_INT_SCALARS = {"numGroups", "numChannels", "dim", "numInputs"}
-_BOOLS = {"hasBias", "useShortCircuit", "frozen", "precious", "keepAspect"}
-_FLOATS = {"leak", "rate", "epsilon"}
-_SIMPLENN_TYPES = {
-    "conv": "dagnn.Conv",
-    "convt": "dagnn.ConvTranspose",
-    "pool": "dagnn.Pooling",
-    "normalize": "dagnn.LRN",
-    "lrn": "dagnn.LRN",
-    "dropout": "dagnn.DropOut",
-    "relu": "dagnn.ReLU",
-    "sigmoid": "dagnn.Sigmoid",
-    "softmax": "dagnn.SoftMax",
-    "softmaxloss": "dagnn.Loss",
-    "bnorm": "dagnn.BatchNorm",
-}
-# vl_simplenn_tidy's defaults for fields an old SimpleNN layer may lack.
-_SIMPLENN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "conv": {"pad": 0.0, "stride": 1.0, "dilate": 1.0, "opts": []},
-    "convt": {"crop": 0.0, "upsample": 1.0, "numGroups": 1.0, "opts": []},
-    "pool": {"method": "max", "pad": 0.0, "stride": 1.0, "opts": []},
-    "relu": {"leak": 0.0},
-    "dropout": {"rate": 0.5},
-    "normalize": {"param": [5.0, 1.0, 0.0001 / 5, 0.75]},
-    "lrn": {"param": [5.0, 1.0, 0.0001 / 5, 0.75]},
-}
 
 
-def _as_int(x: Any) -> Any:
-    """An integral float to int; anything else unchanged (never truncates)."""
-    if isinstance(x, float) and x.is_integer():
-        return int(x)
-    return x
-
-
-def _canonical(key: str, value: Any) -> Any:
-    """Canonical Python form of a known block/meta setting (others unchanged)."""
-    if key in _EXPAND and value is not None and not isinstance(value, np.ndarray):
-        # (a matrix stays as it is, for the converter to refuse by its size)
-        items = value if isinstance(value, list) else [value]
-        if len(items) == 1:
-            items = items * _EXPAND[key]
-        return [_as_int(v) for v in items]
-    if key in _INT_LISTS and value is not None:
-        return [_as_int(v) for v in (value if isinstance(value, list) else [value])]
-    if key in _INT_SCALARS:
-        return _as_int(value)
-    if key in _BOOLS and isinstance(value, bool | int | float):
-        return bool(value)
-    if key in _FLOATS and isinstance(value, int | float):
-        return float(value)
-    if key == "param" and isinstance(value, list):
-        return [float(v) for v in value]
-    if key == "opts" and value is None:
-        return []
-    return value
-
-
-def _column(value: np.ndarray) -> np.ndarray:
-    """A 1xK or Kx1 vector as a Kx1 column (a view)."""
-    if value.ndim == 2 and value.shape[0] == 1 and value.shape[1] != 1:
-        return value.reshape((value.shape[1], 1), order="F")
-    return value
-
-
-def _four_d(value: np.ndarray) -> np.ndarray:
-    """Restore the trailing singleton dims MATLAB drops from an HxWxCxK filter (a view)."""
-    if 0 < value.ndim < 4:
-        return value.reshape(value.shape + (1,) * (4 - value.ndim), order="F")
-    return value
-
-
-# --------------------------------------------------------------------------------------------
-# Builder
-# --------------------------------------------------------------------------------------------
-
-# layers, params, vars, meta
-_Parts = tuple[list[MCNLayer], dict[str, MCNParam], list[str], dict[str, Any]]
-
-
-class _Builder:
+class _Builder(SimpleNNLayout):
     def __init__(
         self,
         variables: dict[str, Any],
@@ -399,127 +278,6 @@ class _Builder:
                 done.add(pname)
         return values
 
-    # -- SimpleNN ----------------------------------------------------------------------------
-
-    def _simplenn(self, root: dict[str, Any], prefix: str) -> tuple[_Parts, bool]:
-        cells = root["layers"].tolist_matlab()
-        legacy = "meta" not in root and ("normalization" in root or "classes" in root)
-        layers: list[MCNLayer] = []
-        params: dict[str, MCNParam] = {}
-        vars_ = ["input"]
-        previous = "input"
-        for i, cell in enumerate(cells, start=1):
-            where = f"{prefix}layers{{{i}}}"
-            if not isinstance(cell, MatStruct) or cell.size != 1:
-                raise self.fail(f"{where} should be a 1x1 struct, got {_describe(cell)}")
-            element = cell.scalar()
-            kind = self._str(element, "type", where)
-            name = element.get("name", "")
-            if isinstance(name, np.ndarray) and name.size == 0:
-                name = ""
-            if not isinstance(name, str):
-                raise self.fail(f"{where}.name should be a string, got {_describe(name)}")
-            name = name or f"layer{i}"  # fromSimpleNN's name for an unnamed layer
-            where = f"layer {name!r} ({where})"
-            if any(la.name == name for la in layers):
-                raise self.fail(f"{where}: duplicate layer name")
-            legacy = legacy or "filters" in element or "biases" in element
-            layer_params, block = self._simplenn_layer(kind, name, element, where)
-            inputs = [previous]
-            if kind == "softmaxloss":
-                inputs.append(_new_name(vars_, "label"))
-            for p in layer_params:
-                params[p.name] = p
-            layers.append(MCNLayer(
-                name=name, type=_SIMPLENN_TYPES.get(kind, f"simplenn.{kind}"), inputs=inputs,
-                outputs=[name], params=[p.name for p in layer_params], block=block,
-            ))
-            for v in inputs + [name]:
-                if v not in vars_:
-                    vars_.append(v)
-            previous = name
-        if "meta" in root:
-            meta = self._meta(root["meta"], f"{prefix}meta")
-        else:
-            fields = {k: root[k] for k in ("normalization", "classes") if k in root}
-            meta = self._meta(MatStruct(list(fields), (1, 1), [fields]),
-                              f"{prefix}normalization/classes")
-        return (layers, params, vars_, meta), legacy
-
-    def _weights(self, element: dict[str, Any], where: str) -> list[Any]:
-        if "weights" in element:
-            weights = element["weights"]
-            if isinstance(weights, MatCell):
-                return weights.tolist_matlab()
-            if isinstance(weights, np.ndarray) and weights.size == 0:
-                return []
-            raise self.fail(f"{where}.weights should be a cell array, got {_describe(weights)}")
-        if "filters" in element:  # pre-beta17 names, as vl_simplenn_tidy maps them
-            return [element["filters"], element.get("biases", np.zeros((0, 0)))]
-        return []
-
-    def _simplenn_layer(
-        self, kind: str, name: str, element: dict[str, Any], where: str
-    ) -> tuple[list[MCNParam], dict[str, Any]]:
-        settings = dict(_SIMPLENN_DEFAULTS.get(kind, {}))
-        settings.update({k: to_python(v) for k, v in element.items()
-                         if k not in ("name", "type", "weights", "filters", "biases",
-                                      "learningRate", "weightDecay", "precious")})
-        weights = self._weights(element, where)
-        for k, w in enumerate(weights):
-            if not isinstance(w, np.ndarray) or w.dtype.kind not in "biuf":
-                raise self.fail(f"{where}.weights{{{k + 1}}} should be a numeric array, got "
-                                f"{_describe(w)}")
-        rates = self._vector(element, "learningRate", where)
-        decays = self._vector(element, "weightDecay", where)
-
-        def param(suffix: str, k: int, value: np.ndarray, decay: float | None = None) -> MCNParam:
-            lr = rates[k] if k < len(rates) else 1.0
-            wd = decay if decay is not None else (decays[k] if k < len(decays) else 1.0)
-            return MCNParam(name + suffix, value, lr, wd)
-
-        if kind in ("conv", "convt"):
-            if not weights or weights[0].size == 0:
-                raise self.fail(f"{where}: {kind} layer without filters")
-            filters = _four_d(weights[0])
-            bias = weights[1] if len(weights) > 1 else np.zeros((0, 0), np.float32)
-            has_bias = bias.size > 0
-            params = [param("f", 0, filters)]
-            if has_bias:
-                params.append(param("b", 1, _column(bias)))
-            block: dict[str, Any] = {"size": list(filters.shape), "hasBias": has_bias}
-            keys = ("pad", "stride", "dilate", "opts") if kind == "conv" else (
-                "upsample", "crop", "numGroups", "opts")
-            block.update({k: settings[k] for k in keys if k in settings})
-            return params, _canon_dict(block)
-        if kind == "bnorm":
-            if len(weights) < 2:
-                raise self.fail(f"{where}: bnorm layer needs weights {{mult, bias}}")
-            mult, bias = _column(weights[0]), _column(weights[1])
-            # vl_simplenn_tidy's fill-in for BatchNorm layers saved without moments
-            moments = weights[2] if len(weights) > 2 else np.zeros((mult.size, 2), np.float32)
-            params = [param("m", 0, mult), param("b", 1, bias),
-                      param("x", 2, moments, decay=0.0 if decays else None)]
-            return params, _canon_dict({k: settings[k] for k in ("epsilon",) if k in settings})
-        if kind == "pool":
-            if "pool" not in settings:
-                raise self.fail(f"{where}: pool layer without field 'pool'")
-            block = {"method": settings["method"], "poolSize": settings["pool"],
-                     "pad": settings["pad"], "stride": settings["stride"],
-                     "opts": settings["opts"]}
-            return [], _canon_dict(block)
-        if kind in ("normalize", "lrn"):
-            return [], _canon_dict({"param": settings["param"]})
-        if kind == "dropout":
-            return [], _canon_dict({"rate": settings["rate"]})
-        if kind == "relu":
-            return [], _canon_dict({"leak": settings["leak"]})
-        if kind == "softmaxloss":
-            return [], {"loss": "softmaxlog"}
-        if kind in ("sigmoid", "softmax"):
-            return [], {}
-        return [], _canon_dict(settings)  # unknown type: kept for the converter to judge
-
     def _vector(self, element: dict[str, Any], key: str, where: str) -> list[float]:
         value = element.get(key)
         if value is None or (isinstance(value, np.ndarray) and value.size == 0):
@@ -581,32 +339,3 @@ class _Builder:
         return summary
 
 
-def _holds_layers(value: Any) -> bool:
-    """Whether ``value`` is a 1x1 struct with a ``layers`` field (a saved network)."""
-    return isinstance(value, MatStruct) and value.size == 1 and "layers" in value.fields
-
-
-def _canon_dict(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _canonical(k, v) for k, v in values.items()}
-
-
-def _new_name(existing: list[str], prefix: str) -> str:
-    """``prefix``, then ``prefix1``, ``prefix2``... (fromSimpleNN's getNewVarName)."""
-    name, t = prefix, 0
-    while name in existing:
-        t += 1
-        name = f"{prefix}{t}"
-    return name
-
-
-def _describe(value: Any) -> str:
-    """Short description of a MATLAB value for error messages."""
-    if isinstance(value, MatStruct):
-        return f"a {'x'.join(map(str, value.shape))} struct"
-    if isinstance(value, MatCell):
-        return f"a {'x'.join(map(str, value.shape))} cell"
-    if isinstance(value, np.ndarray):
-        return f"a {'x'.join(map(str, value.shape))} {value.dtype} array"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    return type(value).__name__
