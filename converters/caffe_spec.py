@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
+from porting.checkpoint_schema import MAX_SIDE  # what a checkpoint may hold
+
 from .caffe_reader import CaffeFormatError, CaffeLayer, CaffeNet
 from .limits import (
     DEFAULT_MAX_MEMORY_GB,
@@ -95,10 +97,12 @@ def _param(layer: CaffeLayer, name: str) -> Message:
     return layer.params.get(name) or getattr(layer.proto, name)
 
 
-def _int_field(w: _Where, field_name: str, value: int, minimum: int) -> int:
-    if not minimum <= int(value) <= INT_MAX:
+def _int_field(w: _Where, field_name: str, value: int, minimum: int,
+               maximum: int = INT_MAX) -> int:
+    if not minimum <= int(value) <= maximum:
         bound = f">= {minimum}" if minimum else ">= 0"
-        raise w.field(f"{field_name} must be an integer {bound} (and < 2^31), got {value}")
+        top = "< 2^31" if maximum == INT_MAX else f"<= {maximum}"
+        raise w.field(f"{field_name} must be an integer {bound} (and {top}), got {value}")
     return int(value)
 
 
@@ -128,14 +132,14 @@ def _hw(w: _Where, msg: Message, section: str, name: str, default: int | None,
             raise w.field(f"{section}: either {base} or {h}/{wd} can be given, not both")
         if not (msg.HasField(h) and msg.HasField(wd)):
             raise w.field(f"{section}: {h} and {wd} must be given together")
-        return (_int_field(w, f"{section}.{h}", getattr(msg, h), minimum),
-                _int_field(w, f"{section}.{wd}", getattr(msg, wd), minimum))
+        return (_int_field(w, f"{section}.{h}", getattr(msg, h), minimum, MAX_SIDE),
+                _int_field(w, f"{section}.{wd}", getattr(msg, wd), minimum, MAX_SIDE))
     if not values:
         return None if default is None else (default, default)
     if len(values) > 2:
         raise w.field(f"{section}.{base}: only 2-D {name} is supported, got {len(values)} "
                       f"values {values}")
-    out = [_int_field(w, f"{section}.{base}", v, minimum) for v in values]
+    out = [_int_field(w, f"{section}.{base}", v, minimum, MAX_SIDE) for v in values]
     return (out[0], out[-1])
 
 
@@ -148,7 +152,8 @@ def conv_geometry(layer: CaffeLayer, prototxt: str = "<prototxt>") -> Geometry:
         raise w.field("convolution_param has no kernel size (kernel_size or kernel_h/kernel_w)")
     pad = _hw(w, p, "convolution_param", "pad", 0, 0)
     stride = _hw(w, p, "convolution_param", "stride", 1, 1)
-    dil = [_int_field(w, "convolution_param.dilation", d, 1) for d in p.dilation] or [1]
+    dil = [_int_field(w, "convolution_param.dilation", d, 1, MAX_SIDE)
+           for d in p.dilation] or [1]
     if len(dil) > 2:
         raise w.field(f"convolution_param.dilation: only 2-D dilation is supported, got {dil}")
     return Geometry(kernel, pad, stride, (dil[0], dil[-1]))  # type: ignore[arg-type]

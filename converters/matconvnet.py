@@ -261,17 +261,37 @@ def is_two_stream(b: GraphBuilder) -> bool:
 
 def preprocess_for(model: MCNModel, two_stream: bool) -> dict[str, Any]:
     """From ``meta.normalization`` (averageImage RGB 0-255, imageSize, interpolation)."""
+    try:
+        return _preprocess_for(model, two_stream)
+    except (ValueError, TypeError) as exc:  # the file's values, refused by Preprocess
+        raise common.ConversionError(
+            f"{model.source_path}: meta.normalization: {exc}") from None
+
+
+def _preprocess_for(model: MCNModel, two_stream: bool) -> dict[str, Any]:
+    from porting.checkpoint_schema import MAX_SIDE
     from porting.preprocess import Preprocess, market_matconvnet
 
     norm = model.meta.get("normalization", {}) or {}
     avg = norm.get("averageImage")
     mean = np.zeros(3) if avg is None or np.size(avg) == 0 else np.asarray(avg, np.float64)
+    if not (mean.size == 3 or (mean.ndim == 3 and mean.shape[2] == 3)):
+        raise ValueError(f"averageImage must hold 3 RGB values or be H x W x 3, got shape "
+                         f"{mean.shape}")
+    if not np.all(np.isfinite(mean)):
+        raise ValueError("averageImage holds NaN or Inf")
     if two_stream:
         spec = market_matconvnet().to_dict()
         spec["mean"] = mean.reshape(-1, 3).tolist()[0] if mean.size == 3 else mean.tolist()
         spec["source"] += f"; mean from {Path(model.source_path).name} meta.normalization"
         return Preprocess.from_dict(spec).to_dict()
-    size = [int(s) for s in (norm.get("imageSize") or [224, 224])[:2]]
+    raw = np.asarray(norm.get("imageSize") if norm.get("imageSize") is not None
+                     else [224, 224], np.float64).reshape(-1)
+    if raw.size < 2 or not np.all(np.isfinite(raw[:2])) or np.any(raw[:2] != np.round(raw[:2])) \
+            or not np.all((raw[:2] >= 1) & (raw[:2] <= MAX_SIDE)):
+        raise ValueError(f"imageSize must start with 2 integers in 1..{MAX_SIDE}, got "
+                         f"{raw[:4].tolist()}")
+    size = [int(s) for s in raw[:2]]
     return Preprocess(
         input_size=tuple(size), resize=tuple(size), resize_method="matlab-bicubic",
         crop="none", mean=mean.reshape(3) if mean.size == 3 else mean,

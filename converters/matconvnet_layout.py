@@ -148,7 +148,13 @@ def _holds_layers(value: Any) -> bool:
 
 
 def _canon_dict(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _canonical(k, v) for k, v in values.items()}
+    out = {}
+    for k, v in values.items():
+        try:
+            out[k] = _canonical(k, v)
+        except (ValueError, TypeError, OverflowError) as exc:  # e.g. a string in a numeric cell
+            raise ValueError(f"{k} {_describe(v)}: {exc}") from None
+    return out
 
 
 def _new_name(existing: list[str], prefix: str) -> str:

@@ -248,7 +248,10 @@ class _Builder(SimpleNNLayout):
             return {}  # import-caffe.py writes Sum/SoftMax blocks as a 0x0 double
         if not isinstance(value, MatStruct) or value.size != 1:
             raise self.fail(f"{where}.block should be a 1x1 struct, got {_describe(value)}")
-        return {k: _canonical(k, to_python(v)) for k, v in value.scalar().items()}
+        try:
+            return _canon_dict({k: to_python(v) for k, v in value.scalar().items()})
+        except ValueError as exc:
+            raise self.fail(f"{where}.block.{exc}") from None
 
     @staticmethod
     def _layer_vars(layers: list[MCNLayer]) -> list[str]:

@@ -20,7 +20,7 @@ from .matconvnet_layout import (
     _new_name,
     _Parts,
 )
-from .matfile import MatCell, MatStruct, to_python
+from .matfile import MatCell, MatFormatError, MatStruct, to_python
 
 
 class SimpleNNLayout:
@@ -51,7 +51,12 @@ class SimpleNNLayout:
             if any(la.name == name for la in layers):
                 raise self.fail(f"{where}: duplicate layer name")
             legacy = legacy or "filters" in element or "biases" in element
-            layer_params, block = self._simplenn_layer(kind, name, element, where)
+            try:
+                layer_params, block = self._simplenn_layer(kind, name, element, where)
+            except ValueError as exc:
+                if isinstance(exc, MatFormatError):
+                    raise
+                raise self.fail(f"{where}: field {exc}") from None
             inputs = [previous]
             if kind == "softmaxloss":
                 inputs.append(_new_name(vars_, "label"))

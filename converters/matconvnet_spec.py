@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from porting.checkpoint_schema import MAX_SIDE  # what a checkpoint may hold
+
 from .limits import (
     DEFAULT_MAX_MEMORY_GB,
     MemoryPlan,
@@ -83,15 +85,16 @@ class _Checker:
 
     def ints(self, layer: MCNLayer, key: str, counts: tuple[int, ...], minimum: int,
              default: int) -> list[int]:
-        """A block property of 1 (repeated) or ``counts[-1]`` integers >= minimum."""
+        """A geometry block property of 1 (repeated) or ``counts[-1]`` integers in
+        ``minimum..MAX_SIDE`` (the bound a checkpoint may hold)."""
         value = layer.block.get(key)
         if value is None:
             return [default] * counts[-1]
         out = integers(value, counts, minimum)
-        if out is None:
+        if out is None or max(out) > MAX_SIDE:
             n = " or ".join(map(str, counts))
-            raise self.fail(layer, f"block.{key} must be {n} finite integers >= {minimum}, "
-                                   f"got {show(value)}")
+            raise self.fail(layer, f"block.{key} must be {n} finite integers in "
+                                   f"{minimum}..{MAX_SIDE}, got {show(value)}")
         return out * counts[-1] if len(out) == 1 else out
 
     def number(self, layer: MCNLayer, key: str, default: float, *, positive: bool = False,

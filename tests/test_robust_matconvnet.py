@@ -225,3 +225,33 @@ def test_v73_references_that_loop_are_refused(tmp_path, capsys) -> None:
         refs.flat[0] = f["meta"].ref
         cell[...] = refs
     _refused(_convert(capsys, src), "loop.mat", "references loop")
+
+
+# ------------------------------------------------------------------------- fuzz findings
+
+
+def test_a_string_in_a_numeric_block_cell_names_the_layer(tmp_path, capsys) -> None:
+    # LRN param = {1, 'x'}: a float() ValueError without the file or the layer before.
+    cell = np.empty((1, 2), dtype=object)
+    cell[0, 0], cell[0, 1] = np.ones((1, 1)), np.array("x")
+    src = _simplenn_v7(tmp_path, 3, param=cell)
+    _refused(_convert(capsys, src), src.name, "'norm1'", "param")
+
+
+@pytest.mark.parametrize("key", ["stride", "dilate"])
+def test_geometry_beyond_what_a_checkpoint_may_hold_is_refused_at_conversion(
+        tmp_path, capsys, key) -> None:
+    # A stride of 1e9 on a 1x1 map is valid MatConvNet arithmetic, but the written checkpoint
+    # could not be loaded again (its schema bounds sizes): refuse it here, naming the field.
+    src = _simplenn_v7(tmp_path, 0, **{key: np.array([[1e9, 1e9]])})
+    _refused(_convert(capsys, src), src.name, "'conv1'", f"block.{key}", "16384")
+
+
+@pytest.mark.parametrize("mean", [np.ones((1, 4)), np.ones((1, 1)), np.full((1, 3), np.nan)])
+def test_an_average_image_that_is_not_rgb_names_the_field(tmp_path, capsys, mean) -> None:
+    mat = scipy.io.loadmat(CAFFENET)
+    norm = mat["meta"][0, 0]["normalization"]  # a 1x1 struct array
+    norm["averageImage"][0, 0] = mean
+    path = tmp_path / "mean.mat"
+    scipy.io.savemat(path, {"layers": mat["layers"], "meta": mat["meta"]})
+    _refused(_convert(capsys, path), path.name, "meta.normalization", "averageImage")
