@@ -595,3 +595,17 @@ def test_memory_mapped_gallery(tmp_path) -> None:
     ours = m.evaluate_market_features(z["query_f"], g, *labels(z), rank_size(z, "rs2000"),
                                       chunk_bytes=100_000)
     assert_ranking(ours, z, "", "rs2000")
+
+
+def test_on_rows_reports_every_query_once_and_changes_nothing() -> None:
+    """The progress callback of large-gallery scoring sees each chunk of queries once."""
+    rng = np.random.default_rng(3)
+    q, g = rng.normal(size=(37, 8)).astype(np.float32), rng.normal(size=(50, 8)).astype(np.float32)
+    qp, gp = rng.integers(1, 6, 37), rng.integers(1, 6, 50)
+    qc, gc = rng.integers(1, 4, 37), rng.integers(1, 4, 50)
+    seen: list[int] = []
+    a = m.evaluate_market_features(q, g, qp, gp, qc, gc, 20, chunk_bytes=2048,
+                                         on_rows=seen.append)
+    b = m.evaluate_market_features(q, g, qp, gp, qc, gc, 20)
+    assert sum(seen) == 37 and len(seen) > 1
+    assert np.array_equal(a.ap, b.ap, equal_nan=True) and np.array_equal(a.cmc, b.cmc)

@@ -367,7 +367,8 @@ def _market(args, loaded, opts: ExtractOptions, rank_size, dxy: bool):
     re_rank = (ReRank(args.re_rank_k1, args.re_rank_k2, args.re_rank_lambda) if args.re_rank
                else None)
     return score_market(qf, gf, data, rank_size, args.camera_pairs, gt, re_rank=re_rank,
-                        dxy=dxy, keep_ranking=args.visrank is not None), data
+                        dxy=dxy, keep_ranking=args.visrank is not None,
+                        progress=not (args.quiet or _rank() != 0)), data
 
 
 def _oxford(args, loaded, opts: ExtractOptions) -> tuple[dict[str, Any], dict[str, int]]:

@@ -190,18 +190,29 @@ def _re_rank(res: MarketResult, qf: torch.Tensor, gf: torch.Tensor, data: ReIDDa
                             "encoding), then the official Market-1501 scoring"}
 
 
+#: Galleries from this size on (Market-1501+100k and up) show their scoring's progress.
+LARGE_GALLERY = 50_000
+
+
 def score_market(qf: torch.Tensor, gf: torch.Tensor, data: ReIDDataset,
                  rank_size: int | None, camera_pairs: bool = False,
                  gt_features: torch.Tensor | None = None, *, re_rank: ReRank | None = None,
-                 dxy: bool = False, keep_ranking: bool = False) -> MarketResult:
+                 dxy: bool = False, keep_ranking: bool = False,
+                 progress: bool = False) -> MarketResult:
     """The official single-query protocol, plus multi-query (with ``gt_features``), camera
-    pairs, k-reciprocal re-ranking and D-X-Y's evaluation when asked."""
+    pairs, k-reciprocal re-ranking and D-X-Y's evaluation when asked. ``progress`` shows
+    the scoring of a large gallery (+500k distractors) with :class:`porting.progress.Progress`."""
+    from porting.progress import Progress
+
     q, g = data.query, data.gallery
     qp, qc, gp, gc = q.pids, q.camids, g.pids, g.camids
     if rank_size is not None and rank_size >= len(gp):
         rank_size = None  # keeping the top n >= gallery size keeps every entry
-    single = metrics.evaluate_market_features(qf, gf, qp, gp, qc, gc, rank_size,
-                                              keep_ranking=keep_ranking)
+    with Progress(len(qp), f"scoring ({len(gp):,} gallery images)", unit="query",
+                  enabled=progress and len(gp) >= LARGE_GALLERY) as bar:
+        single = metrics.evaluate_market_features(qf, gf, qp, gp, qc, gc, rank_size,
+                                                  keep_ranking=keep_ranking,
+                                                  on_rows=bar.update)
     res = MarketResult(single, {"single-query": summarize(single)},
                        {"single-query": single.cmc.tolist()})
     if gt_features is not None and data.gt_bbox is not None:

@@ -8,7 +8,7 @@ chunks of queries with torch on the tensors' device.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -143,21 +143,31 @@ def evaluate_market_features(
     *,
     keep_ranking: bool = False,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    on_rows: Callable[[int], None] | None = None,
 ) -> RankingResult:
     """:func:`evaluate_market` on features: ``sqdist`` is computed chunk by chunk.
 
     Peak memory stays at about ``chunk_bytes`` beyond the features, whatever the gallery size
     (Market-1501+500k included; a float32 ``np.load(..., mmap_mode="r")`` gallery is read in
-    place, never copied); runs on the features' device.
+    place, never copied); runs on the features' device. ``on_rows(n)`` is called after each
+    chunk of ``n`` queries is scored (a progress display for large galleries; no I/O here).
     """
     q = _tensor(query_features, torch.float32)
     g = _tensor(gallery_features, torch.float32, q.device)  # a float32 memory map: no copy
     k = _check_rank_size(rank_size, g.shape[0])
     return _evaluate_ranked_chunks(
-        _feature_chunks(q, g, k, chunk_bytes),
+        _reporting(_feature_chunks(q, g, k, chunk_bytes), on_rows),
         q_pids, g_pids, q_camids, g_camids, k, False, keep_ranking, "trapezoid", q.device,
         unsigned=True,  # sqdist ends with abs()
     )
+
+
+def _reporting(chunks: Iterator[tuple[slice, torch.Tensor]],
+               on_rows: Callable[[int], None] | None) -> Iterator[tuple[slice, torch.Tensor]]:
+    for rows, scores in chunks:
+        yield rows, scores
+        if on_rows is not None:
+            on_rows(rows.stop - rows.start)
 
 
 def evaluate_market_noninterpolated(
