@@ -65,17 +65,23 @@ class Ctx:
         self.b.add(layer.name, layer.type, op, layer.inputs, layer.outputs, attrs, params)
 
 
+def _flat_ints(v: Any) -> list[int]:
+    """The integers the spec check accepted (a scalar, a list, 1-element arrays), flat."""
+    items = list(v) if isinstance(v, list | tuple) else np.asarray(v).reshape(-1).tolist()
+    return [int(np.asarray(x).reshape(-1)[0]) for x in items]
+
+
 def _pair(v: Any, default: int) -> list[int]:
     if v is None:
         return [default, default]
-    v = list(np.atleast_1d(np.asarray(v, dtype=np.int64)).tolist())
+    v = _flat_ints(v)
     return v * 2 if len(v) == 1 else v[:2]
 
 
 def _pad4(v: Any) -> list[int]:
     if v is None:
         return [0, 0, 0, 0]
-    v = list(np.atleast_1d(np.asarray(v, dtype=np.int64)).tolist())
+    v = _flat_ints(v)
     if len(v) == 1:
         return v * 4
     if len(v) == 4:

@@ -93,8 +93,8 @@ class _Checker:
         out = integers(value, counts, minimum)
         if out is None or max(out) > MAX_SIDE:
             n = " or ".join(map(str, counts))
-            raise self.fail(layer, f"block.{key} must be {n} finite integers in "
-                                   f"{minimum}..{MAX_SIDE}, got {show(value)}")
+            raise self.fail(layer, f"block.{key} must be {n} finite integers >= {minimum} "
+                                   f"(at most {MAX_SIDE}), got {show(value)}")
         return out * counts[-1] if len(out) == 1 else out
 
     def number(self, layer: MCNLayer, key: str, default: float, *, positive: bool = False,

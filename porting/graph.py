@@ -400,8 +400,10 @@ class GraphModule(nn.Module):
                 ys = OPS[layer["op"]](xs, attrs, p, self.training)
             except GraphError as exc:
                 raise GraphError(f"layer {layer['name']!r} ({layer['type']}): {exc}") from None
-            except RuntimeError as exc:
-                msg = str(exc).splitlines()[0]
+            except (RuntimeError, TypeError, IndexError, ValueError) as exc:
+                # an op refusing its inputs (a kernel larger than the map, a bad attribute
+                # that got past the checks): one line naming the layer, not a traceback
+                msg = (str(exc).splitlines() or [type(exc).__name__])[0]
                 raise GraphError(f"layer {layer['name']!r} ({layer['type']}): {msg}") from None
             for name, y in zip(layer["outputs"], ys, strict=False):
                 env[name] = y
