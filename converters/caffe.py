@@ -317,7 +317,8 @@ def _pair_euclidean(layer: CaffeLayer, ctx: Ctx) -> None:
 
 def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike,
             phase: str = "TEST", *, allow_nonfinite: bool = False,
-            max_memory_gb: float = DEFAULT_MAX_MEMORY_GB) -> tuple[GraphBuilder, CaffeNet]:
+            max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
+            progress: bool = False) -> tuple[GraphBuilder, CaffeNet]:
     """Build the graph of a Caffe net (weights matched by layer name).
 
     The net is read and checked (:func:`caffe_spec.check_net`: fields, blob shapes, bottom
@@ -329,8 +330,10 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike,
     checked = check_net(net, os.fspath(prototxt), os.fspath(caffemodel),
                         allow_nonfinite=allow_nonfinite, max_memory_gb=max_memory_gb)
     ctx = Ctx(net, os.fspath(prototxt), phase)
-    for layer in net.layers:
-        LAYERS.get(layer.type, layer.name, ctx.source)(layer, ctx)
+    with common.layer_progress(len(net.layers), caffemodel, progress) as bar:
+        for layer in net.layers:
+            LAYERS.get(layer.type, layer.name, ctx.source)(layer, ctx)
+            bar.update(1)
     for note in net.warnings:
         ctx.b.notes.append(note)
     note = nonfinite_note(checked)
@@ -453,7 +456,8 @@ def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     digest = sha256_soon(args.caffemodel)
     b, net = convert(args.prototxt, args.caffemodel, args.phase,
-                     allow_nonfinite=args.allow_nonfinite, max_memory_gb=args.max_memory)
+                     allow_nonfinite=args.allow_nonfinite, max_memory_gb=args.max_memory,
+                     progress=not args.quiet)
     outputs = graph_outputs(b)
     mean = None
     if args.mean:

@@ -305,3 +305,20 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
 def _fail(message: str) -> int:
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
     return 2
+
+
+#: Source files from this size on show the conversion's progress (layers converted).
+BIG_FILE = 64 << 20
+
+
+def layer_progress(n_layers: int, source: str | os.PathLike, enabled: bool):
+    """A :class:`porting.progress.Progress` over the layers of a big source file (a summary
+    line, or a bar on a terminal); silent for small files and under ``-q``."""
+    from porting.progress import Progress
+
+    try:
+        big = os.path.getsize(source) >= BIG_FILE
+    except OSError:
+        big = False
+    return Progress(n_layers, f"converting {os.path.basename(os.fspath(source))}",
+                    enabled=enabled and big, unit="layer")

@@ -225,7 +225,8 @@ def _loss(layer: MCNLayer, ctx: Ctx) -> None:
 
 
 def convert(path: str | os.PathLike, test_head: bool = True, *, allow_nonfinite: bool = False,
-            max_memory_gb: float = DEFAULT_MAX_MEMORY_GB) -> tuple[GraphBuilder, MCNModel]:
+            max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
+            progress: bool = False) -> tuple[GraphBuilder, MCNModel]:
     """Build the graph of a MatConvNet model file, once :func:`matconvnet_spec.check_model`
     has checked it (block properties, param sizes, inputs/outputs, non-finite params, the
     dry run's memory)."""
@@ -241,8 +242,10 @@ def convert(path: str | os.PathLike, test_head: bool = True, *, allow_nonfinite:
         for v in layer.inputs:
             if v not in produced and v not in ctx.b.inputs:
                 ctx.b.inputs.append(v)
-    for layer in model.layers:
-        LAYERS.get(layer.type, layer.name, ctx.source)(layer, ctx)
+    with common.layer_progress(len(model.layers), path, progress) as bar:
+        for layer in model.layers:
+            LAYERS.get(layer.type, layer.name, ctx.source)(layer, ctx)
+            bar.update(1)
     names = {v for layer in ctx.b.layers for v in layer["outputs"]}
     if test_head and "pool5" in names and "pool5n" not in names:
         # test/test_gallery_query_crazy.m adds this after loading: exact L2 over channels.
@@ -342,7 +345,8 @@ def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     digest = sha256_soon(args.model)
     b, model = convert(args.model, test_head=not args.no_test_head,
-                       allow_nonfinite=args.allow_nonfinite, max_memory_gb=args.max_memory)
+                       allow_nonfinite=args.allow_nonfinite, max_memory_gb=args.max_memory,
+                       progress=not args.quiet)
     outputs = default_outputs(b)
     b.module(outputs)  # checks every op and parameter reference before writing
     two = is_two_stream(b)

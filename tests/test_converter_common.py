@@ -161,3 +161,18 @@ def test_sha256_soon_works_in_a_forked_child(tmp_path) -> None:
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_big_files_show_the_conversion_progress(tmp_path, monkeypatch, capsys) -> None:
+    """One progress helper (porting.progress) for conversion too: a source file over
+    BIG_FILE reports its layers converted (one summary line off a terminal); -q is silent."""
+    from porting.converters import common
+    from porting.converters.matconvnet import main
+
+    src = FIXTURES / "matconvnet" / "caffenet_narrow" / "model.mat"
+    monkeypatch.setattr(common, "BIG_FILE", 1)  # the fixture counts as big
+    assert main([str(src), "-o", str(tmp_path / "a.pth"), "--arch", "none"]) == 0
+    err = capsys.readouterr().err
+    assert "converting model.mat:" in err and "layer" in err
+    assert main([str(src), "-o", str(tmp_path / "b.pth"), "--arch", "none", "-q"]) == 0
+    assert "converting" not in capsys.readouterr().err
