@@ -157,17 +157,17 @@ def test_check_features_rows_and_widths() -> None:
 
 def test_mat_reader_crash_is_one_line(tmp_path: Path, monkeypatch) -> None:
     """scipy's MAT v5 reader (C code) segfaulted on a fuzzed feature file (bench/fuzz.py,
-    seed 1, features case 1543), killing validate with no message: the MAT-file is read in a
-    forked child, and its death becomes one error naming the file."""
+    seed 1, features case 1543), killing validate with no message: the project's MAT reader
+    runs it in a forked child, and its death becomes one error naming the file."""
     import os
     import signal
 
-    import porting.validation.features as features
+    from porting.converters import matfile
 
     scipy.io.savemat(tmp_path / "q.mat", {"ff": np.ones((2, 2))})
-    monkeypatch.setattr(features, "_read_mat_here",
-                        lambda path: os.kill(os.getpid(), signal.SIGSEGV))
-    with pytest.raises(FeatureError, match=r"q.mat: damaged MAT-file .*crashed.*signal 11"):
+    monkeypatch.setattr(matfile, "_scipy_loadmat",
+                        lambda path, names: os.kill(os.getpid(), signal.SIGSEGV))
+    with pytest.raises(FeatureError, match=r"q.mat: .*MAT-file .*crashed.*signal 11"):
         load_features(tmp_path / "q.mat")
 
 

@@ -13,8 +13,6 @@ Accepted files: ``.npy`` (NumPy, read without pickles) and anything else as a MA
 
 from __future__ import annotations
 
-import faulthandler
-import io
 import os
 import warnings
 from collections.abc import Sequence
@@ -105,6 +103,8 @@ def _pick_mat_array(path: Path, data: dict[str, Any]) -> Any:
 
 
 def _read_mat_here(path: Path) -> np.ndarray:
+    """The feature array of a MAT-file, through the project's MAT reader (which runs scipy's
+    MAT v5 reader where its crash on a damaged file cannot take the process down)."""
     from porting.converters.matfile import MatCell, MatFormatError, load_mat
 
     try:
@@ -126,44 +126,6 @@ def _read_mat_here(path: Path) -> np.ndarray:
     return arr
 
 
-def _read_mat(path: Path) -> np.ndarray:
-    """Read a MAT-file's feature array in a forked child where fork exists: scipy's MAT v5
-    reader (C code) can crash the process on a damaged file, and a crash is not one line."""
-    if not hasattr(os, "fork"):
-        return _read_mat_here(path)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: read, send b"A" + .npy bytes or b"E" + message, leave
-        code = 0
-        try:
-            os.close(r)
-            faulthandler.disable()  # a crash here is reported by the parent, in one line
-            try:
-                buf = io.BytesIO()
-                np.save(buf, _read_mat_here(path), allow_pickle=False)
-                out = b"A" + buf.getvalue()
-            except FeatureError as exc:
-                out = b"E" + str(exc).encode("utf-8", "replace")
-            except BaseException as exc:  # noqa: BLE001
-                out = b"E" + f"{path}: not a readable MAT-file ({_one_line(exc)})".encode()
-            with os.fdopen(w, "wb") as f:
-                f.write(out)
-        except BaseException:  # noqa: BLE001
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        out = f.read()
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status) or not out:
-        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else "no result"
-        raise FeatureError(f"{path}: damaged MAT-file (the MAT reader crashed on it: {how})")
-    if out[:1] == b"E":
-        raise FeatureError(out[1:].decode("utf-8", "replace"))
-    return np.load(io.BytesIO(out[1:]), allow_pickle=False)
-
-
 def load_features(path: str | os.PathLike) -> torch.Tensor:
     """Read a feature file as an N x D float32 tensor; :class:`FeatureError` (naming the file)
     unless it is a 2-D real array of finite numbers."""
@@ -172,7 +134,7 @@ def load_features(path: str | os.PathLike) -> torch.Tensor:
         raise FeatureError(f"{path}: no such file")
     if not p.is_file():
         raise FeatureError(f"{path}: not a file")
-    arr = _read_npy(p) if p.suffix.lower() == ".npy" else _read_mat(p)
+    arr = _read_npy(p) if p.suffix.lower() == ".npy" else _read_mat_here(p)
     _check_dtype(p, arr.dtype)
     _check_shape(p, arr.shape)
     bad = ~np.isfinite(arr) if arr.dtype.kind == "f" else None
