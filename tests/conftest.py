@@ -78,6 +78,21 @@ def assert_fp32_close(got32, ref32, ref64, tol: float = 1e-5) -> float:
     return err
 
 
+def refused(result: tuple[int, str, Path], *names: str) -> str:
+    """A converter run ``(exit status, stderr, output path)`` that refused its input: exit 2,
+    exactly one ``error:`` line naming everything in ``names``, no output or temp file."""
+    rc, err, out = result
+    lines = err.strip().splitlines()
+    assert rc == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.suffix == ".tmp"]
+    return lines[0]
+
+
 def seeded_input(io: np.lib.npyio.NpzFile, name: str, batch: int | None = 1) -> np.ndarray:
     """Regenerate a Caffe fixture input from its recorded seed and check its digest.
 

@@ -348,8 +348,8 @@ def test_flip_fed_as_second_input_matches_feature_extractor(ckpts, tmp_path: Pat
     got = torch.jit.load(tmp_path / "out.pt")(x, xf)
     fe = porting.FeatureExtractor(ckpts["mcn_caffenet"], device="cpu",
                                   recipe="market-matconvnet")
-    from porting.recipes import get_recipe, l2_normalize, pool_positions
     from porting.features import feature_map
+    from porting.recipes import get_recipe, l2_normalize, pool_positions
 
     rec, net64 = get_recipe("market-matconvnet"), fe.model.double()
     with torch.no_grad():

@@ -14,10 +14,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from porting.layers import CaffeBatchNorm, CaffeScale, MatConvNetBatchNorm
-from porting.layers import MatConvNetConv2d
-from porting.layers import CaffeLRN, MatConvNetLRN
-from porting.layers import FLT_MAX, CaffePool2d, MatConvNetPool2d, caffe_pooled_size
+from porting.layers import (
+    FLT_MAX,
+    CaffeBatchNorm,
+    CaffeLRN,
+    CaffePool2d,
+    CaffeScale,
+    MatConvNetBatchNorm,
+    MatConvNetConv2d,
+    MatConvNetLRN,
+    MatConvNetPool2d,
+    caffe_pooled_size,
+)
 
 from conftest import rel_err
 

@@ -20,6 +20,7 @@ from porting.converters import caffe_proto as cp
 from porting.converters.caffe import main as convert_caffe
 
 from conftest import FIXTURES
+from conftest import refused as _refused
 
 SRC = FIXTURES / "caffe" / "caffenet_narrow"
 
@@ -55,18 +56,6 @@ def _convert(capsys, proto: Path, weights: Path, *extra: str) -> tuple[int, str,
     return rc, capsys.readouterr().err, out
 
 
-def _refused(result: tuple[int, str, Path], *names: str) -> str:
-    """Exit 2, exactly one ``error:`` line naming everything in ``names``, no output."""
-    rc, err, out = result
-    lines = err.strip().splitlines()
-    assert rc == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    assert "Traceback" not in err
-    assert not out.exists()
-    assert not [p for p in out.parent.iterdir() if p.suffix == ".tmp"]
-    return lines[0]
 
 
 # ------------------------------------------------------------------------- prototxt

@@ -18,6 +18,7 @@ from porting.converters.matconvnet import main as convert_matconvnet
 from porting.converters.matfile import MatCell, load_mat
 
 from conftest import FIXTURES
+from conftest import refused as _refused
 
 CAFFENET = FIXTURES / "matconvnet/caffenet_narrow/model.mat"  # SimpleNN: conv1 is layers{1}
 RESNET = FIXTURES / "matconvnet/resnet50_narrow/model.mat"  # DagNN struct
@@ -30,18 +31,6 @@ def _convert(capsys, src: Path, *extra: str) -> tuple[int, str, Path]:
     return rc, capsys.readouterr().err, out
 
 
-def _refused(result: tuple[int, str, Path], *names: str) -> str:
-    """Exit 2, exactly one ``error:`` line naming everything in ``names``, no output."""
-    rc, err, out = result
-    lines = err.strip().splitlines()
-    assert rc == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    assert "Traceback" not in err
-    assert not out.exists()
-    assert not [p for p in out.parent.iterdir() if p.suffix == ".tmp"]
-    return lines[0]
 
 
 def _simplenn_v7(tmp_path: Path, layer: int, **fields) -> Path:

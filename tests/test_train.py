@@ -25,19 +25,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from porting.layers import MatConvNetBatchNorm
 from porting.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from porting.layers import MatConvNetBatchNorm
 from porting.models import build_model
-from porting.train.optim import (
-    CaffeSGD,
-    MatConvNetSGD,
-    ParamRule,
-    caffe_step_lr,
-    matconvnet_epoch_lr,
-    matconvnet_rules,
-    parse_schedule,
-)
-from porting.train.pairs import DXYPairSampler, PairSampler, dividor, matlab_round, num_positives
 from porting.train import (
     BatchStream,
     TrainConfig,
@@ -49,6 +39,16 @@ from porting.train import (
     main,
     matconvnet_holdout,
 )
+from porting.train.optim import (
+    CaffeSGD,
+    MatConvNetSGD,
+    ParamRule,
+    caffe_step_lr,
+    matconvnet_epoch_lr,
+    matconvnet_rules,
+    parse_schedule,
+)
+from porting.train.pairs import DXYPairSampler, PairSampler, dividor, matlab_round, num_positives
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "matconvnet"
 ROOT = Path(__file__).resolve().parents[1]
@@ -388,7 +388,8 @@ def test_one_step_is_matconvnets_sgd(two_stream_ckpt, tmp_path):
     assert stats[0] == 2
 
     # expected rates from the parity argument of resnet52_market.m (written out, not computed
-    # by porting.train.optim): conv1 filter 0.001 / bias 0.02, then every filter 0.02, BN mult 0.001,
+    # by porting.train.optim): conv1 filter 0.001 / bias 0.02, then every filter 0.02, BN mult
+    # 0.001,
     # BN bias 0.02, moments 0.001; fc751 and fc9 0.01 / 0.2
     def rate(key: str) -> float:
         if key in ("trunk.conv1.weight",):
