@@ -5,7 +5,8 @@ recipe: draw the epoch's pairs (:class:`porting.train.pairs.PairSampler`), crop/
 the two images of every pair from the uint8 image cache in the background thread of
 :class:`porting.train.BatchStream` (pinned memory and a device-side conversion on CUDA),
 forward both streams, the three summed losses, backward, the BatchNorm moments der
-(:class:`porting.train.optim.MomentsRecorder`) and :class:`porting.train.optim.MatConvNetSGD`'s update.
+(:class:`porting.train.optim.MomentsRecorder`) and
+:class:`porting.train.optim.MatConvNetSGD`'s update.
 The *model-only step* is forward + losses + backward of the same network on one batch
 already on the device: no data, no pairs, no update. Both count pairs per second
 (one pair = two images); the ratio full / model-only is the target (>= 0.85).
@@ -38,8 +39,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from porting.models import SiameseReID  # noqa: E402
-from porting.train.pairs import PairSampler  # noqa: E402
 from porting.train import BatchStream, TrainConfig, TrainData, Trainer  # noqa: E402
+from porting.train.pairs import PairSampler  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
