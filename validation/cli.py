@@ -52,16 +52,16 @@ EPILOG = """\
 examples:
   # the paper's ResNet-50 figures (79.51 / 59.87, Table 2) come from the v1.0 test code;
   # also multi-query (Table 3, README) and the camera-pair summary (section 4.2):
-  validate --root Market-1501-v15.09.15 --checkpoint net-epoch-75.pth \\
+  reid-porting validate --root Market-1501-v15.09.15 --checkpoint net-epoch-75.pth \\
       --recipe market-matconvnet-v1 --multi-query --camera-pairs --json r.json \\
       --plot cmc.png --check
   # the authors' own feature files (README figures 80.82 / 62.30), k-reciprocal
   # re-ranking and ranked-list pictures of the first 5 queries:
-  validate --root Market-1501-v15.09.15 --features resnet_query.mat resnet_gallery.mat \\
+  reid-porting validate --root Market-1501-v15.09.15 --features resnet_query.mat resnet_gallery.mat \\
       --arch resnet50 --recipe market-matconvnet --re-rank --visrank 10 \\
       --visrank-queries 5 --visrank-dir ranked
   # CUHK03 (detected, old protocol) averaged over the paper's 20 splits:
-  validate --dataset cuhk03 --root cuhk-03.mat --checkpoint net-epoch-75.pth \\
+  reid-porting validate --dataset cuhk03 --root cuhk-03.mat --checkpoint net-epoch-75.pth \\
       --cuhk03-splits 20 --cache-dir features-cache
 
 exit status: 0 done (with --check: every compared figure met); 1 a figure missed, or none
@@ -71,7 +71,7 @@ to compare; 2 an error, or --check on data that is not a published test set.
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="validate",
+        prog="reid-porting validate",
         description="Extract features exactly as the authors did, score them exactly as the "
         "official evaluation code does, and compare with the published numbers, on the "
         "published test sets only (recognised by their counts).",
