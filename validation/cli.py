@@ -57,9 +57,10 @@ examples:
       --plot cmc.png --check
   # the authors' own feature files (README figures 80.82 / 62.30), k-reciprocal
   # re-ranking and ranked-list pictures of the first 5 queries:
-  reid-porting validate --root Market-1501-v15.09.15 --features resnet_query.mat resnet_gallery.mat \\
-      --arch resnet50 --recipe market-matconvnet --re-rank --visrank 10 \\
-      --visrank-queries 5 --visrank-dir ranked
+  reid-porting validate --root Market-1501-v15.09.15 \\
+      --features resnet_query.mat resnet_gallery.mat --arch resnet50 \\
+      --recipe market-matconvnet --re-rank --visrank 10 --visrank-queries 5 \\
+      --visrank-dir ranked
   # CUHK03 (detected, old protocol) averaged over the paper's 20 splits:
   reid-porting validate --dataset cuhk03 --root cuhk-03.mat --checkpoint net-epoch-75.pth \\
       --cuhk03-splits 20 --cache-dir features-cache
