@@ -212,7 +212,7 @@ def _conv(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
 
 def _pooling(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
     method = layer.block.get("method", "max")
-    if method not in ("max", "avg"):
+    if not isinstance(method, str) or method not in ("max", "avg"):
         raise ck.fail(layer, f"block.method must be 'max' or 'avg', got {show(method)}")
     pool = ck.ints(layer, "poolSize", (1, 2), 1, 1)
     pad = ck.ints(layer, "pad", (1, 4), 0, 0)
@@ -301,7 +301,7 @@ def _scale(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
 
 def _loss(ck: _Checker, layer: MCNLayer, ins: list) -> list[Shape | None]:
     kind = layer.block.get("loss", "softmaxlog")
-    if kind not in LOSS_KINDS:
+    if not isinstance(kind, str) or kind not in LOSS_KINDS:
         raise ck.fail(layer, f"block.loss {show(kind)} is not supported; supported: "
                                f"{', '.join(LOSS_KINDS)}")
     opts = layer.block.get("opts") or []

@@ -123,11 +123,14 @@ class _H5Reader:
         self.path = path
         # MATLAB writes each /#refs# object once and references it once: a damaged file
         # whose references loop or fan out would otherwise be read forever.
+        # Every object read costs one unit (a reference back to the root or to /#refs# would
+        # otherwise re-read the whole file per visit at the cost of one dereference).
         try:
-            refs = len(f["#refs#"]) if "#refs#" in f else 0
+            names: list[str] = []
+            f.visit(names.append)
         except Exception as exc:  # h5py raises many types on damaged files
             raise _fail(path, f"corrupt MAT v7.3 (HDF5) file ({_one_line(exc)})") from exc
-        self.budget = 2 * refs + 1000
+        self.budget = 2 * len(names) + 1000
         self.depth = 0
 
     def _deref(self, ref: Any, where: str) -> Any:
@@ -141,8 +144,9 @@ class _H5Reader:
             raise _fail(self.path, f"{where}: dangling object reference") from exc
         if not isinstance(target, h5py.Dataset | h5py.Group):
             raise _fail(self.path, f"{where}: reference to a non-data object")
-        if not _attr_int(target, "MATLAB_empty"):  # MATLAB shares the canonical empty only
-            self.budget -= 1
+        if target.name in ("/", "/#refs#"):  # MATLAB references data, never these groups
+            raise _fail(self.path, f"{where}: object reference to the file's {target.name} "
+                                   "group (damaged file)")
         if self.budget < 0 or self.depth >= _MAX_H5_DEPTH:
             raise _fail(self.path, f"{where}: object references loop or are shared far more "
                                    "than MATLAB writes them (damaged file)")
@@ -155,6 +159,11 @@ class _H5Reader:
     def read(self, obj: Any, where: str) -> Any:
         import h5py
 
+        if not _attr_int(obj, "MATLAB_empty"):  # MATLAB shares the canonical empty only
+            self.budget -= 1
+            if self.budget < 0:
+                raise _fail(self.path, f"{where}: object references loop or are shared far "
+                                       "more than MATLAB writes them (damaged file)")
         cls = _attr_str(obj, "MATLAB_class")
         if _attr_int(obj, "MATLAB_object_decode") is not None or (
             cls is not None and cls not in _NUMERIC_CLASSES

@@ -244,3 +244,26 @@ def test_an_average_image_that_is_not_rgb_names_the_field(tmp_path, capsys, mean
     path = tmp_path / "mean.mat"
     scipy.io.savemat(path, {"layers": mat["layers"], "meta": mat["meta"]})
     _refused(_convert(capsys, path), path.name, "meta.normalization", "averageImage")
+
+
+@pytest.mark.parametrize("target", ["/", "/#refs#"])
+def test_v73_reference_to_the_root_is_refused_not_read_again(tmp_path, capsys, target) -> None:
+    # bench/fuzz.py (mat73, seed 2): a weights reference redirected to the file's root re-read
+    # the whole file at each visit, at the cost of one dereference: over 20 s per case.
+    import h5py
+
+    src = tmp_path / "root.mat"
+    save_v73(src, load_mat(CAFFENET))
+    with h5py.File(src, "r+") as f:
+        cell = f["meta/classes/description"]
+        refs = cell[()]
+        refs.flat[0] = f[target].ref
+        cell[...] = refs
+    _refused(_convert(capsys, src), "root.mat", target)
+
+
+def test_a_pooling_method_that_is_not_a_string_is_refused(tmp_path, capsys) -> None:
+    # bench/fuzz.py (mat73): block.method reshaped to a char matrix ended in numpy's
+    # "truth value of an array is ambiguous" without the file or the layer.
+    src = _simplenn_v7(tmp_path, 2, method=np.array([["max", "avg"]]))
+    _refused(_convert(capsys, src), src.name, "block.method")
