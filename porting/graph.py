@@ -310,6 +310,8 @@ class GraphModule(nn.Module):
             raise GraphError(f"unknown convolution algorithm {conv!r}; expected one of "
                              f"{list(CONV_ALGORITHMS)}")
         self.layers: list[dict[str, Any]] = list(graph["layers"])
+        if not self.layers:
+            raise GraphError("the network has no layer")
         self.inputs: list[str] = list(graph["inputs"])
         self.default_outputs: list[str] = list(graph.get("outputs") or self.layers[-1]["outputs"])
         self.params = nn.ParameterDict()

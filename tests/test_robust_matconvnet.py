@@ -267,3 +267,12 @@ def test_a_pooling_method_that_is_not_a_string_is_refused(tmp_path, capsys) -> N
     # "truth value of an array is ambiguous" without the file or the layer.
     src = _simplenn_v7(tmp_path, 2, method=np.array([["max", "avg"]]))
     _refused(_convert(capsys, src), src.name, "block.method")
+
+
+def test_a_network_without_layers_is_one_line(tmp_path, capsys) -> None:
+    # bench/fuzz.py (mat73): net.layers replaced by an empty array reached the graph runner
+    # as an IndexError.
+    mat = scipy.io.loadmat(CAFFENET)
+    path = tmp_path / "empty.mat"
+    scipy.io.savemat(path, {"layers": np.zeros((1, 0), dtype=object), "meta": mat["meta"]})
+    _refused(_convert(capsys, path), "empty.mat")
