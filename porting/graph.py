@@ -34,7 +34,12 @@ from porting.layers import (
     softmax_log_loss,
     square_diff,
 )
-from porting.layers.batchnorm import channel_affine
+from porting.layers.batchnorm import (
+    batch_norm_affine,
+    caffe_global_stats,
+    channel_affine,
+    then_scale,
+)
 
 Params = Mapping[str, torch.Tensor]
 OpFn = Callable[[list[torch.Tensor], dict[str, Any], Params, bool], list[torch.Tensor]]
@@ -179,6 +184,10 @@ def _eltwise(x, a, p, training):
     op = a.get("operation", "SUM")
     if op == "SUM":
         coeff = a.get("coeff") or [1.0] * len(x)
+        if a.get("_inplace") and len(x) == 2 and coeff == [1.0, 1.0]:
+            # the fast forms: a ResNet shortcut sum written over its private bottom
+            k = a.get("_into", 0)
+            return [x[k].add_(x[1 - k])]
         y = x[0] * coeff[0] if coeff[0] != 1 else x[0]
         for c, xi in zip(coeff[1:], x[1:], strict=True):
             y = y + (xi if c == 1 else c * xi)
@@ -281,8 +290,8 @@ CONV_ALGORITHMS = ("im2col", "native")
 #: Ops with a fast test-time form (``GraphModule.exact = False``); those that may then
 #: overwrite their input; ops whose output is a new tensor that nothing else aliases.
 FAST_OPS = {"caffe_bn", "mcn_bn", "scale"}
-INPLACE_OPS = {"caffe_bn", "mcn_bn", "scale", "relu"}
-FRESH_OPS = {"conv", "caffe_bn", "mcn_bn", "scale", "bias", "linear"}
+INPLACE_OPS = {"caffe_bn", "mcn_bn", "scale", "relu", "eltwise"}
+FRESH_OPS = {"conv", "caffe_bn", "mcn_bn", "scale", "bias", "linear", "eltwise"}
 
 
 def default_conv(framework: str) -> str:
@@ -329,6 +338,7 @@ class GraphModule(nn.Module):
                                      f"{key!r} for {slot!r} is missing")
         self._last_use = self._liveness()
         self._private = self._private_inputs()
+        self._bn_scale = self._bn_scale_pairs()
 
     def _liveness(self) -> dict[str, int]:
         last: dict[str, int] = {}
@@ -337,18 +347,74 @@ class GraphModule(nn.Module):
                 last[v] = i
         return last
 
-    def _private_inputs(self) -> set[int]:
-        """Layers of :data:`INPLACE_OPS` whose (first) input is a fresh tensor read by that
-        layer alone: in the fast forms they may overwrite it."""
+    def _private_inputs(self) -> dict[int, int]:
+        """Layers of :data:`INPLACE_OPS` with an input that is a fresh tensor read by that
+        layer alone, and which input: in the fast forms they may overwrite it. That is the
+        first input, or for a two-bottom Eltwise either one (a sum commutes bit for bit)."""
         readers: dict[str, int] = {}
         for layer in self.layers:
             for v in layer["inputs"]:
                 readers[v] = readers.get(v, 0) + 1
-        made = {v: layer["op"] for layer in self.layers for v in layer["outputs"]}
-        return {i for i, layer in enumerate(self.layers)
-                if layer["op"] in INPLACE_OPS and layer["inputs"]
-                and made.get(layer["inputs"][0]) in FRESH_OPS
-                and readers[layer["inputs"][0]] == 1 and layer["inputs"][0] not in self.inputs}
+        # an Eltwise of one bottom passes it through: its output is not a new tensor
+        made = {v: layer["op"] for layer in self.layers for v in layer["outputs"]
+                if layer["op"] != "eltwise" or len(layer["inputs"]) > 1}
+
+        def private(v: str) -> bool:
+            return made.get(v) in FRESH_OPS and readers[v] == 1 and v not in self.inputs
+
+        found: dict[int, int] = {}
+        for i, layer in enumerate(self.layers):
+            ins = layer["inputs"]
+            if layer["op"] not in INPLACE_OPS or not ins:
+                continue
+            slots = (0, 1) if layer["op"] == "eltwise" and len(ins) == 2 else (0,)
+            for k in slots:
+                if private(ins[k]):
+                    found[i] = k
+                    break
+        return found
+
+    def _bn_scale_pairs(self) -> dict[int, int]:
+        """Caffe BatchNorm layers whose output only a one-bottom Scale reads (ResNet's
+        ``bn`` -> ``scale`` pairs), by the Scale's index: the fast forms run each pair as one
+        per-channel affine pass, as the canonical classes do."""
+        readers: dict[str, list[int]] = {}
+        for j, layer in enumerate(self.layers):
+            for v in layer["inputs"]:
+                readers.setdefault(v, []).append(j)
+        pairs = {}
+        for i, layer in enumerate(self.layers):
+            if layer["op"] != "caffe_bn" or len(layer["outputs"]) != 1:
+                continue
+            v = layer["outputs"][0]
+            if len(readers.get(v, [])) != 1 or v in self.inputs:
+                continue
+            j = readers[v][0]
+            scale = self.layers[j]
+            if (scale["op"] == "scale" and scale["inputs"] == [v] and j > i
+                    and "weight" in scale.get("params", {})):
+                pairs[i] = j
+        return pairs
+
+    def _bn_then_scale(self, i: int, x: torch.Tensor, inplace: bool) -> torch.Tensor | None:
+        """Layer ``i`` (a Caffe BatchNorm) and the Scale after it as one affine pass, or None
+        when the pair is not a frozen per-channel map right now (batch statistics, another
+        axis)."""
+        bn, scale = self.layers[i], self.layers[self._bn_scale[i]]
+        a = bn.get("attrs", {})
+        use_global = a.get("use_global_stats")
+        if not ((not self.training) if use_global is None else use_global):
+            return None
+        if x.dim() < 2 or scale.get("attrs", {}).get("axis", 1) % x.dim() != 1:
+            return None
+        bp = {slot: self.params[key] for slot, key in bn["params"].items()}
+        sp = {slot: self.params[key] for slot, key in scale["params"].items()}
+        if sp["weight"].dim() != 1:
+            return None
+        ab = batch_norm_affine(*caffe_global_stats(bp["mean"], bp["variance"],
+                                                   bp["scale_factor"], a.get("eps", 1e-5)))
+        return channel_affine(x, *then_scale(ab, sp["weight"], sp.get("bias")),
+                              inplace=inplace)
 
     def state_dict_keys(self) -> list[str]:
         return [f"params.{k}" for k in self.params]
@@ -395,9 +461,18 @@ class GraphModule(nn.Module):
             if layer["op"] == "conv":
                 attrs = {**attrs, "_conv": self.conv}
             elif not self.exact and layer["op"] in INPLACE_OPS:
-                attrs = {**attrs, "_fast": True,
-                         "_inplace": i in self._private and layer["inputs"][0] not in keep
-                         and layer["inputs"][0] not in given}
+                k = self._private.get(i)
+                inplace = (k is not None and layer["inputs"][k] not in keep
+                           and layer["inputs"][k] not in given)
+                attrs = {**attrs, "_fast": True, "_inplace": inplace}
+                if inplace and k:
+                    attrs["_into"] = k
+                if i in self._bn_scale and layer["outputs"][0] not in keep:
+                    y = self._bn_then_scale(i, xs[0], inplace)
+                    if y is not None:  # the Scale's output; the BatchNorm's is never made
+                        env[self.layers[self._bn_scale[i]]["outputs"][0]] = y
+                        self._release(i, keep, env)
+                        continue
             try:
                 ys = OPS[layer["op"]](xs, attrs, p, self.training)
             except GraphError as exc:
@@ -409,12 +484,16 @@ class GraphModule(nn.Module):
                 raise GraphError(f"layer {layer['name']!r} ({layer['type']}): {msg}") from None
             for name, y in zip(layer["outputs"], ys, strict=False):
                 env[name] = y
-            for v in layer["inputs"]:
-                if self._last_use.get(v) == i and v not in keep:
-                    env.pop(v, None)
+            self._release(i, keep, env)
         if outputs is None and len(wanted) == 1:
             return env[wanted[0]]
         return {w: env[w] for w in wanted}
+
+    def _release(self, i: int, keep: set[str], env: dict[str, torch.Tensor]) -> None:
+        """Drop the vars layer ``i`` was the last to read (unless the caller wants them)."""
+        for v in self.layers[i]["inputs"]:
+            if self._last_use.get(v) == i and v not in keep:
+                env.pop(v, None)
 
     def needed(self, wanted: set[str], given: set[str] = frozenset()) -> set[str]:
         """Vars that must be computed to produce ``wanted`` (a backward sweep); vars in

