@@ -20,6 +20,7 @@ empty cell, so it comes back as an empty :class:`MatCell` (the v7.3 path can tel
 from __future__ import annotations
 
 import faulthandler
+import io
 import math
 import os
 import pickle
@@ -321,7 +322,32 @@ def _scipy_loadmat_guarded(path: str | os.PathLike[str], names: list[str] | None
         raise _fail(path, f"corrupt MAT-file (the MAT v5 reader crashed on it: {how})")
     if payload[:1] == b"E":
         raise MatFormatError(payload[1:].decode("utf-8", "replace"))
-    return pickle.loads(payload[1:])  # noqa: S301 - our own child's scipy/numpy objects
+    try:
+        return _ChildResult(io.BytesIO(payload[1:])).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise _fail(path, f"the MAT v5 reader's result was refused ({exc})") from None
+
+
+class _ChildResult(pickle.Unpickler):
+    """Unpickles the child's ``loadmat`` result and nothing else: only the numpy and scipy
+    classes that ``loadmat`` builds may be named, so that even a child subverted by a damaged
+    file could not make the parent run code."""
+
+    _NUMPY_FUNCTIONS = {"_reconstruct", "_frombuffer", "scalar"}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.split(".")[0] == "numpy" or module.startswith("scipy.io.matlab"):
+            import scipy.io.matlab as mio
+
+            obj = super().find_class(module, name)
+            if obj in (np.ndarray, np.dtype, mio.MatlabOpaque, mio.MatlabFunction,
+                       mio.MatlabObject, mio.mat_struct):
+                return obj
+            if isinstance(obj, type) and issubclass(obj, np.dtype):  # numpy.dtypes.Float32DType
+                return obj
+            if name in self._NUMPY_FUNCTIONS and module.split(".")[0] == "numpy":
+                return obj
+        raise pickle.UnpicklingError(f"the MAT v5 reader returned {module}.{name}")
 
 
 def _scipy_loadmat(path: str | os.PathLike[str], names: list[str] | None) -> dict:

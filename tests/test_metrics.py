@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from functools import cache
 
 import numpy as np
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from porting.validation import camera_pairs as cp
 from porting.validation import metrics as m
+from porting.validation.metrics import ranking
 
 from conftest import FIXTURES
 
@@ -412,6 +414,59 @@ def test_market_matches_the_loop(problem, chunk_bytes) -> None:
     np.testing.assert_array_equal(r.cmc, ref_cmc.mean(0))
     order = np.argsort(dist, axis=1, kind="stable")[:, : k or dist.shape[1]]
     np.testing.assert_array_equal(r.ranking, order)
+
+
+@contextmanager
+def _prefilter_from(ratio: int):
+    """Long-row top-k prefilter (:func:`ranking._smallest`) on rows only ``ratio`` times the
+    list (64 in use: Market+500k); restores it after."""
+    old, ranking.PREFILTER_RATIO = ranking.PREFILTER_RATIO, ratio
+    try:
+        yield
+    finally:
+        ranking.PREFILTER_RATIO = old
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 5), st.integers(16, 500), st.sampled_from([2, 5, 1000, 2**31]),
+       st.integers(0, 2**32 - 1), st.data())
+def test_block_prefilter_is_topk(rows, n, levels, seed, data) -> None:
+    """The prefilter returns exactly topk's values (as a multiset), each entry once, at the
+    index it names; also with many ties (few levels), at the threshold too."""
+    k = data.draw(st.integers(1, n // (2 * ranking._BLOCK)))
+    gen = torch.Generator().manual_seed(seed)
+    bits = torch.randint(-min(levels, 2**31), min(levels, 2**31 - 1), (rows, n),
+                         generator=gen, dtype=torch.int64).to(torch.int32)
+    with _prefilter_from(2):
+        vals, idx = ranking._smallest(bits, k)
+    ref = torch.topk(bits, k, dim=1, largest=False, sorted=False).values
+    assert torch.equal(vals.sort(1).values, ref.sort(1).values)
+    assert torch.equal(bits.gather(1, idx), vals)
+    assert all(len(set(r.tolist())) == k for r in idx)
+
+
+@st.composite
+def long_problems(draw):
+    """:func:`problems` with galleries long enough for the prefilter at ratio 2."""
+    nq, ng = draw(st.integers(1, 4)), draw(st.integers(32, 300))
+    levels = draw(st.sampled_from([3, 9, 1000]))
+    gen = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    dist = (gen.integers(0, levels, (nq, ng)) / levels * 2).astype(np.float32)
+    gp, gc = gen.choice([-1, 0, 1, 2, 3], ng), gen.integers(1, 7, ng)
+    qp, qc = gen.choice([-1, 1, 2, 3], nq), gen.integers(1, 7, nq)
+    return dist, qp, gp, qc, gc, draw(st.integers(1, ng // (2 * ranking._BLOCK) - 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(long_problems())
+def test_market_with_the_prefilter_matches_the_loop(problem) -> None:
+    dist, qp, gp, qc, gc, k = problem
+    with _prefilter_from(2):
+        r = m.evaluate_market(dist, qp, gp, qc, gc, k, keep_ranking=True)
+    ref_ap, ref_cmc = ref_market(dist, qp, gp, qc, gc, k)
+    assert_ap(r.ap, ref_ap, tol=1e-12)
+    np.testing.assert_array_equal(r.cmc, ref_cmc.mean(0))
+    np.testing.assert_array_equal(r.ranking, np.argsort(dist, axis=1, kind="stable")[:, :k])
 
 
 @settings(max_examples=100, deadline=None)

@@ -201,6 +201,27 @@ def test_a_crash_of_scipys_mat_reader_is_one_line(tmp_path, capsys, monkeypatch)
     _refused(_convert(capsys, src), "model.mat", "crashed", "signal 11")
 
 
+def test_the_parent_unpickles_only_what_loadmat_builds(tmp_path, capsys, monkeypatch) -> None:
+    """The forked reader's result is unpickled with an allow-list (numpy arrays and dtypes,
+    scipy's MATLAB classes): a child that returned anything else (here an object whose
+    unpickling would run a command) is refused in one line, and nothing runs."""
+    import os
+
+    from porting.converters import matfile
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    monkeypatch.setattr(matfile, "_scipy_loadmat", lambda path, names: {"net": Payload()})
+    src = tmp_path / "model.mat"
+    src.write_bytes(CAFFENET.read_bytes())
+    line = _refused(_convert(capsys, src), "model.mat", "refused")
+    assert "system" in line and not marker.exists()
+
+
 def test_v73_references_that_loop_are_refused(tmp_path, capsys) -> None:
     # Found by bench/fuzz.py: a cell element redirected to an enclosing struct was read
     # again and again (the case ran past its time limit).
