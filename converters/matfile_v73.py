@@ -132,6 +132,9 @@ class _H5Reader:
             raise _fail(path, f"corrupt MAT v7.3 (HDF5) file ({_one_line(exc)})") from exc
         self.budget = 2 * len(names) + 1000
         self.depth = 0
+        # compared by HDF5 object identity: ``Group.name`` searches the file for a path
+        # (19 ms per call on a ResNet's v7.3 file, 100 s per conversion)
+        self.groups = {name: f[name] for name in ("/", "/#refs#") if name in f}
 
     def _deref(self, ref: Any, where: str) -> Any:
         import h5py
@@ -144,9 +147,10 @@ class _H5Reader:
             raise _fail(self.path, f"{where}: dangling object reference") from exc
         if not isinstance(target, h5py.Dataset | h5py.Group):
             raise _fail(self.path, f"{where}: reference to a non-data object")
-        if target.name in ("/", "/#refs#"):  # MATLAB references data, never these groups
-            raise _fail(self.path, f"{where}: object reference to the file's {target.name} "
-                                   "group (damaged file)")
+        for name, group in self.groups.items():  # MATLAB references data, never these
+            if target == group:
+                raise _fail(self.path, f"{where}: object reference to the file's {name} "
+                                       "group (damaged file)")
         if self.budget < 0 or self.depth >= _MAX_H5_DEPTH:
             raise _fail(self.path, f"{where}: object references loop or are shared far more "
                                    "than MATLAB writes them (damaged file)")

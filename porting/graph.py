@@ -184,7 +184,8 @@ def _eltwise(x, a, p, training):
     op = a.get("operation", "SUM")
     if op == "SUM":
         coeff = a.get("coeff") or [1.0] * len(x)
-        if a.get("_inplace") and len(x) == 2 and coeff == [1.0, 1.0]:
+        if (a.get("_inplace") and len(x) == 2 and coeff == [1.0, 1.0]
+                and not (torch.is_grad_enabled() and (x[0].requires_grad or x[1].requires_grad))):
             # the fast forms: a ResNet shortcut sum written over its private bottom
             k = a.get("_into", 0)
             return [x[k].add_(x[1 - k])]
