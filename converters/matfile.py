@@ -19,11 +19,8 @@ empty cell, so it comes back as an empty :class:`MatCell` (the v7.3 path can tel
 
 from __future__ import annotations
 
-import faulthandler
-import io
 import math
 import os
-import pickle
 import struct
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -280,116 +277,15 @@ def load_mat(
 
 
 def _load_v5(path: str | os.PathLike[str], names: list[str] | None) -> dict[str, Any]:
-    raw = _scipy_loadmat_guarded(path, names)
-    out: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name in _INTERNAL_VARIABLES:
-            continue
-        out[name] = _from_scipy(value, path, name)
-    return out
+    from .matfile_isolated import run_isolated
+
+    return run_isolated(lambda: _read_v5(path, names), path)
 
 
-def _scipy_loadmat_guarded(path: str | os.PathLike[str], names: list[str] | None) -> dict:
-    """``scipy.io.loadmat`` in a forked child where fork exists: scipy's MAT v5 reader (C
-    code) can crash the whole process on a damaged file (SIGSEGV), which no ``except``
-    turns into one line. The child pickles the loaded dict (only scipy and numpy objects it
-    built itself) with its arrays' bytes out of band, written once into a shared-memory
-    file that the parent maps (the arrays are views of it: no copy through the pipe, no
-    second copy in the parent); errors come back as their message."""
-    if not hasattr(os, "fork"):
-        return _scipy_loadmat(path, names)
-    shared = os.memfd_create("reid-porting-mat") if hasattr(os, "memfd_create") else None
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: load, send b"A" + sizes + pickle or b"E" + message, leave
-        code = 0
-        try:
-            os.close(read_end)
-            faulthandler.disable()  # a crash here is reported by the parent, in one line
-            try:
-                payload = b"A" + _child_payload(_scipy_loadmat(path, names), shared)
-            except MatFormatError as exc:
-                payload = b"E" + str(exc).encode("utf-8", "replace")
-            with os.fdopen(write_end, "wb") as handle:
-                handle.write(payload)
-        except BaseException:  # noqa: BLE001 - nothing may escape a forked child
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    try:
-        with os.fdopen(read_end, "rb") as handle:
-            payload = handle.read()
-        _, status = os.waitpid(pid, 0)
-        if os.WIFSIGNALED(status) or not payload:
-            how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else "no result"
-            raise _fail(path, f"corrupt MAT-file (the MAT v5 reader crashed on it: {how})")
-        if payload[:1] == b"E":
-            raise MatFormatError(payload[1:].decode("utf-8", "replace"))
-        try:
-            return _parent_result(payload[1:], shared)
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, struct.error,
-                OSError) as exc:
-            raise _fail(path, f"the MAT v5 reader's result was refused ({exc})") from None
-    finally:
-        if shared is not None:
-            os.close(shared)
-
-
-def _child_payload(raw: dict, shared: int | None) -> bytes:
-    """The pickle of ``raw``; with ``shared``, its array buffers go into that file instead
-    (the pickle is then preceded by their count and sizes)."""
-    if shared is None:
-        return pickle.dumps(raw, protocol=5)
-    buffers: list[pickle.PickleBuffer] = []
-    meta = pickle.dumps(raw, protocol=5, buffer_callback=buffers.append)
-    sizes = []
-    with os.fdopen(os.dup(shared), "wb") as out:
-        for buf in buffers:
-            view = buf.raw()
-            out.write(view)
-            sizes.append(view.nbytes)
-    return struct.pack(f"<Q{len(sizes)}Q", len(sizes), *sizes) + meta
-
-
-def _parent_result(data: bytes, shared: int | None) -> dict:
-    if shared is None:
-        return _ChildResult(io.BytesIO(data)).load()
-    (count,) = struct.unpack_from("<Q", data)
-    sizes = struct.unpack_from(f"<{count}Q", data, 8)
-    total = sum(sizes)
-    if total > os.fstat(shared).st_size:
-        raise ValueError(f"{total} bytes announced, {os.fstat(shared).st_size} written")
-    views: list[memoryview] = []
-    if total:
-        import mmap
-
-        whole = memoryview(mmap.mmap(shared, total, access=mmap.ACCESS_COPY))
-        offsets = np.cumsum((0, *sizes))
-        views = [whole[int(a):int(b)] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-    return _ChildResult(io.BytesIO(data[8 + 8 * count:]), buffers=views).load()
-
-
-class _ChildResult(pickle.Unpickler):
-    """Unpickles the child's ``loadmat`` result and nothing else: only the numpy and scipy
-    classes that ``loadmat`` builds may be named, so that even a child subverted by a damaged
-    file could not make the parent run code."""
-
-    _NUMPY_FUNCTIONS = {"_reconstruct", "_frombuffer", "scalar"}
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] == "numpy" or module.startswith("scipy.io.matlab"):
-            import scipy.io.matlab as mio
-
-            obj = super().find_class(module, name)
-            if obj in (np.ndarray, np.dtype, mio.MatlabOpaque, mio.MatlabFunction,
-                       mio.MatlabObject, mio.mat_struct):
-                return obj
-            if isinstance(obj, type) and issubclass(obj, np.dtype):  # numpy.dtypes.Float32DType
-                return obj
-            if name in self._NUMPY_FUNCTIONS and module.split(".")[0] == "numpy":
-                return obj
-        raise pickle.UnpicklingError(f"the MAT v5 reader returned {module}.{name}")
+def _read_v5(path: str | os.PathLike[str], names: list[str] | None) -> dict[str, Any]:
+    raw = _scipy_loadmat(path, names)
+    return {name: _from_scipy(value, path, name) for name, value in raw.items()
+            if name not in _INTERNAL_VARIABLES}
 
 
 def _scipy_loadmat(path: str | os.PathLike[str], names: list[str] | None) -> dict:

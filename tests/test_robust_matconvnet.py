@@ -15,7 +15,7 @@ import torch
 from matv73 import save_v73
 
 from porting.converters.matconvnet import main as convert_matconvnet
-from porting.converters.matfile import MatCell, load_mat
+from porting.converters.matfile import MatCell, MatStruct, load_mat
 
 from conftest import FIXTURES
 from conftest import refused as _refused
@@ -201,13 +201,16 @@ def test_a_crash_of_scipys_mat_reader_is_one_line(tmp_path, capsys, monkeypatch)
     _refused(_convert(capsys, src), "model.mat", "crashed", "signal 11")
 
 
-def test_the_parent_unpickles_only_what_loadmat_builds(tmp_path, capsys, monkeypatch) -> None:
-    """The forked reader's result is unpickled with an allow-list (numpy arrays and dtypes,
-    scipy's MATLAB classes): a child that returned anything else (here an object whose
-    unpickling would run a command) is refused in one line, and nothing runs."""
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_parent_unpickles_no_class_from_the_reader(tmp_path, capsys, monkeypatch,
+                                                       shared) -> None:
+    """The forked reader's answer is plain containers, unpickled with no class allowed: a
+    child that sent anything else (here an object whose unpickling would run a command) is
+    refused in one line, and nothing runs; with and without the shared-memory file."""
     import os
+    import pickle
 
-    from porting.converters import matfile
+    from porting.converters import matfile_isolated
 
     marker = tmp_path / "ran"
 
@@ -215,11 +218,55 @@ def test_the_parent_unpickles_only_what_loadmat_builds(tmp_path, capsys, monkeyp
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    monkeypatch.setattr(matfile, "_scipy_loadmat", lambda path, names: {"net": Payload()})
+    evil = pickle.dumps({"net": Payload()})
+    monkeypatch.setattr(matfile_isolated, "_send", lambda value, fd: (
+        (b"\0" * 8 if fd is not None else b"") + evil))
+    if not shared:
+        monkeypatch.delattr(os, "memfd_create", raising=False)
     src = tmp_path / "model.mat"
     src.write_bytes(CAFFENET.read_bytes())
     line = _refused(_convert(capsys, src), "model.mat", "refused")
     assert "system" in line and not marker.exists()
+
+
+def test_arrays_come_back_whole_through_either_channel(monkeypatch) -> None:
+    """Shared-memory file or pipe, the child's arrays come back equal, writable, in their
+    MATLAB shapes and classes (C- and Fortran-ordered, empty, logical, chars, cells,
+    structs)."""
+    import os
+
+    from porting.converters import matfile
+
+    direct = matfile._read_v5(RESNET, None)
+    via_memfd = load_mat(RESNET)
+    monkeypatch.delattr(os, "memfd_create", raising=False)
+    via_pipe = load_mat(RESNET)
+
+    def same(a, b) -> None:
+        assert type(a) is type(b)
+        if isinstance(a, MatStruct):
+            assert a.fields == b.fields and a.shape == b.shape
+            for k in range(a.size):
+                for f in a.fields:
+                    same(a[k][f], b[k][f])
+        elif isinstance(a, np.ndarray):
+            assert a.shape == b.shape and a.dtype == b.dtype and b.flags.writeable
+            if a.dtype == object:
+                for x, y in zip(a.ravel(order="F"), b.ravel(order="F"), strict=True):
+                    same(x, y)
+            else:
+                assert np.array_equal(a, b)
+        elif isinstance(a, list):
+            assert len(a) == len(b)
+            for x, y in zip(a, b, strict=True):
+                same(x, y)
+        else:
+            assert a == b
+
+    for got in (via_memfd, via_pipe):
+        assert list(got) == list(direct)
+        for name in direct:
+            same(direct[name], got[name])
 
 
 def test_v73_references_that_loop_are_refused(tmp_path, capsys) -> None:
