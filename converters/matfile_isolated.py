@@ -138,8 +138,10 @@ def _receive(data: bytes, shared: int | None) -> dict[str, Any]:
         if total > os.fstat(shared).st_size:
             raise ValueError(f"{total} bytes announced, {os.fstat(shared).st_size} written")
         os.ftruncate(shared, total)  # what was allocated ahead beyond the arrays is freed
-        # a private mapping: writable arrays, the shared pages copied only where written
-        whole = (memoryview(mmap.mmap(shared, total, access=mmap.ACCESS_COPY)) if total
+        # the child is gone: the file is ours alone, mapped writable (as loadmat's arrays
+        # are), no copy-on-write
+        flags = mmap.MAP_SHARED
+        whole = (memoryview(mmap.mmap(shared, total, flags=flags)) if total
                  else memoryview(bytearray()))
         ends = np.cumsum(sizes, dtype=np.int64).tolist()
         views = [whole[b - n : b] for b, n in zip(ends, sizes, strict=True)]
