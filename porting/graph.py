@@ -393,7 +393,8 @@ class GraphModule(nn.Module):
             j = readers[v][0]
             scale = self.layers[j]
             if (scale["op"] == "scale" and scale["inputs"] == [v] and j > i
-                    and "weight" in scale.get("params", {})):
+                    and "weight" in scale.get("params", {})
+                    and {"mean", "variance", "scale_factor"} <= set(layer.get("params", {}))):
                 pairs[i] = j
         return pairs
 
@@ -468,22 +469,27 @@ class GraphModule(nn.Module):
                 attrs = {**attrs, "_fast": True, "_inplace": inplace}
                 if inplace and k:
                     attrs["_into"] = k
-                if i in self._bn_scale and layer["outputs"][0] not in keep:
-                    y = self._bn_then_scale(i, xs[0], inplace)
-                    if y is not None:  # the Scale's output; the BatchNorm's is never made
-                        env[self.layers[self._bn_scale[i]]["outputs"][0]] = y
-                        self._release(i, keep, env)
-                        continue
+            fuse = (not self.exact and i in self._bn_scale
+                    and layer["outputs"][0] not in keep)
+            names, where = layer["outputs"], f"layer {layer['name']!r} ({layer['type']})"
             try:
-                ys = OPS[layer["op"]](xs, attrs, p, self.training)
+                ys = None
+                if fuse:  # the BatchNorm and its Scale in one pass; the BatchNorm's output
+                    scale = self.layers[self._bn_scale[i]]  # is never made
+                    where += f" with {scale['name']!r} ({scale['type']})"
+                    ys = [self._bn_then_scale(i, xs[0], attrs["_inplace"])]
+                    names = scale["outputs"]
+                if ys is None or ys[0] is None:
+                    where = f"layer {layer['name']!r} ({layer['type']})"
+                    names, ys = layer["outputs"], OPS[layer["op"]](xs, attrs, p, self.training)
             except GraphError as exc:
-                raise GraphError(f"layer {layer['name']!r} ({layer['type']}): {exc}") from None
+                raise GraphError(f"{where}: {exc}") from None
             except (RuntimeError, TypeError, IndexError, ValueError) as exc:
                 # an op refusing its inputs (a kernel larger than the map, a bad attribute
                 # that got past the checks): one line naming the layer, not a traceback
                 msg = (str(exc).splitlines() or [type(exc).__name__])[0]
-                raise GraphError(f"layer {layer['name']!r} ({layer['type']}): {msg}") from None
-            for name, y in zip(layer["outputs"], ys, strict=False):
+                raise GraphError(f"{where}: {msg}") from None
+            for name, y in zip(names, ys, strict=False):
                 env[name] = y
             self._release(i, keep, env)
         if outputs is None and len(wanted) == 1:

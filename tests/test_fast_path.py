@@ -371,6 +371,26 @@ def test_fast_caffe_graph_fuses_bn_scale_and_sums_in_place_safely() -> None:
         assert_fp32_close(b[k], a[k], ref64[k])
 
 
+def test_fused_pair_that_cannot_run_is_one_line_naming_both_layers() -> None:
+    """A Scale whose size does not fit its BatchNorm (a damaged checkpoint) fails in the fused
+    pass as one GraphError naming both layers, as the exact path names its layer."""
+    from porting.graph import GraphError
+
+    path = _caffe_resnet_graph()
+    exact, fast = porting.load(path, exact=True), porting.load(path)
+    for model in (exact, fast):
+        key = "scale_conv1/0"  # the Scale's gamma (Caffe blob 0)
+        model.params[key] = torch.nn.Parameter(torch.ones(model.params[key].numel() + 1))
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad(), pytest.raises(GraphError) as fused:
+        fast(data=x)
+    with torch.no_grad(), pytest.raises(GraphError) as plain:
+        exact(data=x)
+    assert "'bn_conv1'" in str(fused.value) and "'scale_conv1'" in str(fused.value)
+    assert "'scale_conv1'" in str(plain.value)
+    assert "\n" not in str(fused.value)
+
+
 def agreement_table() -> str:
     """Markdown: worst ``max|ours-ref|/max|ref|`` per family, exact and fast."""
     lines = ["| fixture family | member | exact | fast |", "|---|---|---|---|"]
