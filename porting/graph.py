@@ -121,12 +121,16 @@ for _name, _factory in MODULE_OPS.items():
     OPS[_name] = _module_op(_factory)
 
 
+def _uses_global_stats(a: dict[str, Any], training: bool) -> bool:
+    """Caffe's BatchNorm without ``use_global_stats`` uses them in the TEST phase only."""
+    use_global = a.get("use_global_stats")
+    return (not training) if use_global is None else bool(use_global)
+
+
 @register_op("caffe_bn")
 def _caffe_bn(x, a, p, training):
-    use_global = a.get("use_global_stats")
-    use_global = (not training) if use_global is None else use_global
     return [caffe_batch_norm(x[0], p["mean"], p["variance"], p["scale_factor"],
-                             a.get("eps", 1e-5), use_global, training,
+                             a.get("eps", 1e-5), _uses_global_stats(a, training), training,
                              a.get("moving_average_fraction", 0.999), a.get("_fast", False),
                              a.get("_inplace", False))]
 
@@ -300,6 +304,17 @@ def default_conv(framework: str) -> str:
     return "im2col" if framework == "caffe" else "native"
 
 
+def _layer_error(layer: dict[str, Any], exc: Exception,
+                 scale: dict[str, Any] | None = None) -> GraphError:
+    """An op refusing its inputs (a kernel larger than the map, a bad attribute that got past
+    the checks) as one line naming the layer (and the Scale run with it), not a traceback."""
+    where = f"layer {layer['name']!r} ({layer['type']})"
+    if scale is not None:
+        where += f" with {scale['name']!r} ({scale['type']})"
+    msg = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return GraphError(f"{where}: {msg}")
+
+
 class GraphModule(nn.Module):
     """Executes a converted graph; ``forward(..., outputs=[names])`` returns named vars.
 
@@ -337,31 +352,24 @@ class GraphModule(nn.Module):
                 if key not in self.params:
                     raise GraphError(f"layer {layer['name']!r} ({layer['type']}): parameter "
                                      f"{key!r} for {slot!r} is missing")
-        self._last_use = self._liveness()
-        self._private = self._private_inputs()
-        self._bn_scale = self._bn_scale_pairs()
-
-    def _liveness(self) -> dict[str, int]:
-        last: dict[str, int] = {}
+        readers: dict[str, list[int]] = {}  # var -> the layers that read it, in order
         for i, layer in enumerate(self.layers):
             for v in layer["inputs"]:
-                last[v] = i
-        return last
+                readers.setdefault(v, []).append(i)
+        self._last_use = {v: r[-1] for v, r in readers.items()}
+        self._private = self._private_inputs(readers)
+        self._bn_scale = self._bn_scale_pairs(readers)
 
-    def _private_inputs(self) -> dict[int, int]:
+    def _private_inputs(self, readers: dict[str, list[int]]) -> dict[int, int]:
         """Layers of :data:`INPLACE_OPS` with an input that is a fresh tensor read by that
         layer alone, and which input: in the fast forms they may overwrite it. That is the
         first input, or for a two-bottom Eltwise either one (a sum commutes bit for bit)."""
-        readers: dict[str, int] = {}
-        for layer in self.layers:
-            for v in layer["inputs"]:
-                readers[v] = readers.get(v, 0) + 1
         # an Eltwise of one bottom passes it through: its output is not a new tensor
         made = {v: layer["op"] for layer in self.layers for v in layer["outputs"]
                 if layer["op"] != "eltwise" or len(layer["inputs"]) > 1}
 
         def private(v: str) -> bool:
-            return made.get(v) in FRESH_OPS and readers[v] == 1 and v not in self.inputs
+            return made.get(v) in FRESH_OPS and len(readers[v]) == 1 and v not in self.inputs
 
         found: dict[int, int] = {}
         for i, layer in enumerate(self.layers):
@@ -375,14 +383,10 @@ class GraphModule(nn.Module):
                     break
         return found
 
-    def _bn_scale_pairs(self) -> dict[int, int]:
+    def _bn_scale_pairs(self, readers: dict[str, list[int]]) -> dict[int, int]:
         """Caffe BatchNorm layers whose output only a one-bottom Scale reads (ResNet's
         ``bn`` -> ``scale`` pairs), by the Scale's index: the fast forms run each pair as one
         per-channel affine pass, as the canonical classes do."""
-        readers: dict[str, list[int]] = {}
-        for j, layer in enumerate(self.layers):
-            for v in layer["inputs"]:
-                readers.setdefault(v, []).append(j)
         pairs = {}
         for i, layer in enumerate(self.layers):
             if layer["op"] != "caffe_bn" or len(layer["outputs"]) != 1:
@@ -404,8 +408,7 @@ class GraphModule(nn.Module):
         axis)."""
         bn, scale = self.layers[i], self.layers[self._bn_scale[i]]
         a = bn.get("attrs", {})
-        use_global = a.get("use_global_stats")
-        if not ((not self.training) if use_global is None else use_global):
+        if not _uses_global_stats(a, self.training):
             return None
         if x.dim() < 2 or scale.get("attrs", {}).get("axis", 1) % x.dim() != 1:
             return None
@@ -469,26 +472,17 @@ class GraphModule(nn.Module):
                 attrs = {**attrs, "_fast": True, "_inplace": inplace}
                 if inplace and k:
                     attrs["_into"] = k
-            fuse = (not self.exact and i in self._bn_scale
-                    and layer["outputs"][0] not in keep)
-            names, where = layer["outputs"], f"layer {layer['name']!r} ({layer['type']})"
-            try:
-                ys = None
-                if fuse:  # the BatchNorm and its Scale in one pass; the BatchNorm's output
-                    scale = self.layers[self._bn_scale[i]]  # is never made
-                    where += f" with {scale['name']!r} ({scale['type']})"
-                    ys = [self._bn_then_scale(i, xs[0], attrs["_inplace"])]
-                    names = scale["outputs"]
-                if ys is None or ys[0] is None:
-                    where = f"layer {layer['name']!r} ({layer['type']})"
+            scale = (self.layers[self._bn_scale[i]] if not self.exact and i in self._bn_scale
+                     and layer["outputs"][0] not in keep else None)
+            try:  # the BatchNorm and its Scale in one pass: the BatchNorm's output is never made
+                y = self._bn_then_scale(i, xs[0], attrs["_inplace"]) if scale else None
+                if y is not None:
+                    names, ys = scale["outputs"], [y]
+                else:
+                    scale = None
                     names, ys = layer["outputs"], OPS[layer["op"]](xs, attrs, p, self.training)
-            except GraphError as exc:
-                raise GraphError(f"{where}: {exc}") from None
-            except (RuntimeError, TypeError, IndexError, ValueError) as exc:
-                # an op refusing its inputs (a kernel larger than the map, a bad attribute
-                # that got past the checks): one line naming the layer, not a traceback
-                msg = (str(exc).splitlines() or [type(exc).__name__])[0]
-                raise GraphError(f"{where}: {msg}") from None
+            except (GraphError, RuntimeError, TypeError, IndexError, ValueError) as exc:
+                raise _layer_error(layer, exc, scale) from None
             for name, y in zip(names, ys, strict=False):
                 env[name] = y
             self._release(i, keep, env)

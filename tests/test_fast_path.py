@@ -178,11 +178,16 @@ def _mcn_graph(model: str, npz: str) -> Runner:
     return _graph_runner(f"mcn_{key}", lambda out: [str(MCN / model)], mcn_main, npz)
 
 
-def _caffe_graph(proto: str, weights: str, npz: str, conv: str | None = None) -> Runner:
+def _caffe_sources(proto: str, weights: str) -> Callable[[Path], list[str]]:
     def sources(out: Path) -> list[str]:
         return [str(CAFFE / proto / "deploy.prototxt"), str(caffemodel(weights)),
                 "--arch", "none"]
-    return _graph_runner(f"caffe_{proto}", sources, caffe_main, npz, conv)
+    return sources
+
+
+def _caffe_graph(proto: str, weights: str, npz: str, conv: str | None = None) -> Runner:
+    return _graph_runner(f"caffe_{proto}", _caffe_sources(proto, weights), caffe_main, npz,
+                         conv)
 
 
 #: family -> [(member, runner, documented tolerance)]; families as in README's table.
@@ -339,9 +344,8 @@ def test_fast_graph_keeps_requested_and_given_vars() -> None:
 
 
 def _caffe_resnet_graph() -> Path:
-    return _converted("caffe_resnet50_narrow", lambda out: [
-        str(CAFFE / "resnet50_narrow" / "deploy.prototxt"), str(caffemodel("resnet50_narrow")),
-        "--arch", "none"], caffe_main)
+    return _converted("caffe_resnet50_narrow", _caffe_sources("resnet50_narrow",
+                                                              "resnet50_narrow"), caffe_main)
 
 
 def test_fast_caffe_graph_fuses_bn_scale_and_sums_in_place_safely() -> None:

@@ -57,8 +57,8 @@ def then_scale(ab: tuple[torch.Tensor, torch.Tensor], weight: torch.Tensor,
                bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-channel affine ``(a, b)`` followed by a Caffe ``Scale``, as one ``(a, b)``:
     how the fast forms run Caffe's BatchNorm + Scale pair in one pass."""
-    a, b = ab
-    return a * weight, b * weight if bias is None else b * weight + bias
+    a, b = ab[0] * weight, ab[1] * weight
+    return a, b if bias is None else b + bias
 
 
 def channel_affine(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
