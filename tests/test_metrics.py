@@ -488,6 +488,15 @@ def test_descending_rank_is_stable(problem) -> None:
     np.testing.assert_array_equal(ours, np.argsort(dist, 1, kind="stable")[:, : k or None])
 
 
+@pytest.mark.parametrize("nan", [math.nan, -math.nan])
+@pytest.mark.parametrize("k", [None, 1])
+def test_descending_puts_nan_first_whatever_its_sign_bit(nan, k) -> None:
+    """A NaN with its sign bit set became a positive NaN once negated for the descending
+    sort and took the bits shortcut, which ranks it last (found by hypothesis)."""
+    scores = np.array([[-1.5, nan, 0.5]], np.float32)
+    assert m.rank_gallery(scores, k, descending=True).tolist() == [[1, 2, 0][: k or 3]]
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.integers(1, 4).flatmap(

@@ -163,7 +163,8 @@ def _sortable_bits(x: torch.Tensor, unsigned: bool, nan_first: bool) -> torch.Te
     becomes ``+0`` (equal in MATLAB) and NaN goes last (first for a descending sort, as in
     MATLAB). int32 top-k is also faster than float top-k.
     """
-    if unsigned or not bool(torch.signbit(x).any()):
+    if (unsigned or not bool(torch.signbit(x).any())) and not (
+            nan_first and bool(torch.isnan(x).any())):
         return x.view(torch.int32)  # a positive NaN is above +inf: last, as in MATLAB
     bits = (x + 0.0).view(torch.int32)
     bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)
