@@ -493,7 +493,7 @@ def test_descending_rank_is_stable(problem) -> None:
 def test_descending_puts_nan_first_whatever_its_sign_bit(nan, k) -> None:
     """A NaN with its sign bit set became a positive NaN once negated for the descending
     sort and took the bits shortcut, which ranks it last (found by hypothesis)."""
-    scores = np.array([[-1.5, nan, 0.5]], np.float32)
+    scores = np.array([[-1.5, nan, -0.5]], np.float32)  # negated: no sign bit but the NaN
     assert m.rank_gallery(scores, k, descending=True).tolist() == [[1, 2, 0][: k or 3]]
 
 
