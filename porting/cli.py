@@ -38,6 +38,8 @@ COMMANDS: dict[str, Command] = {
                         "the authors' extraction, the official evaluation, published figures"),
     "train": Command("porting.train.cli", "the paper's two-stream training recipe"),
     "export": Command("porting.export.cli", "a verified ONNX / TorchScript file"),
+    "convert-checkpoint": Command("porting.convert_checkpoint",
+                                  "a checkpoint between .pth and .safetensors, both ways"),
 }
 
 #: Example command lines per verb, shown at the end of its ``--help`` and run by the tests
@@ -71,6 +73,12 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
          "reid-porting train Market-1501-v15.09.15 -o runs/caffenet --arch caffenet "
          "--recipe caffe-dxy --holdout none --max-iter 2 --batch-size 4 "
          "--trunk-kwargs '{\"widths\": [8, 16, 16, 16, 16], \"fc_width\": 32}' -q"),
+    ),
+    "convert-checkpoint": (
+        ("the converted net as safetensors (no pickle; readable from any framework)",
+         "reid-porting convert-checkpoint net-epoch-75.pth net-epoch-75.safetensors"),
+        ("and back to torch.save's format",
+         "reid-porting convert-checkpoint net-epoch-75.safetensors net-epoch-75_back.pth -q"),
     ),
     "export": (
         ("the test-time descriptor of the converted net, checked before it is written",

@@ -12,7 +12,8 @@ FOLDERS = {"porting": ROOT / "porting", "porting.models": ROOT / "models",
            "porting.converters": ROOT / "converters", "porting.validation": ROOT / "validation"}
 APPLICATIONS = ("porting.converters", "porting.validation", "porting.train", "porting.export",
                 "porting.demo", "porting.cli", "porting.convert_matconvnet",
-                "porting.convert_caffe", "porting.compare", "porting.validate")
+                "porting.convert_caffe", "porting.compare", "porting.validate",
+                "porting.convert_checkpoint")
 
 
 def _modules() -> dict[str, Path]:
