@@ -25,6 +25,7 @@ Three layers, imported one way (layers <- pipeline <- applications):
 from porting.checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint
 from porting.feature_extractor import FeatureExtractor
 from porting.loading import load, model_from_checkpoint
+from porting.pretrained import from_pretrained, push_to_hub, save_pretrained
 
 __version__ = "0.1.0"
 
@@ -35,5 +36,8 @@ __all__ = [
     "load_checkpoint",
     "make_checkpoint",
     "model_from_checkpoint",
+    "from_pretrained",
+    "push_to_hub",
     "save_checkpoint",
+    "save_pretrained",
 ]

@@ -17,6 +17,9 @@ def _attach(module: nn.Module, ckpt: dict[str, Any]) -> nn.Module:
     module.recipe = ckpt.get("recipe")
     module.checkpoint_source = ckpt.get("source", {})
     module.checkpoint_meta = ckpt.get("meta", {})
+    # every field but the tensors, for porting.save_pretrained(module, ...)
+    module.checkpoint_fields = {k: v for k, v in ckpt.items()
+                                if k not in ("state_dict", "training")}
     return module
 
 
