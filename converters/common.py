@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -274,37 +272,12 @@ def _gigabytes(text: str) -> float:
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run a CLI body; a known input error prints one line and exits 2 (no traceback).
+    """Run a converter's body inside the shared error boundary (:mod:`porting.boundary`):
+    a known input error is one line and exit 2; the readers' warnings are collected and
+    printed as one ``warning:`` line each after a success."""
+    from porting.boundary import run_cli as boundary
 
-    Warnings raised while reading (scipy, h5py, protobuf, the readers' own) are collected
-    and printed as one ``warning:`` line each after a success, never with their source line;
-    after an error only the error line is printed.
-    """
-    from porting.checkpoint import CheckpointError
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            rc = main(argv)
-        except (ConversionError, GraphError, CheckpointError) as exc:
-            return _fail(str(exc))
-        except OSError as exc:  # missing, unreadable or a directory: name the file
-            where = f"{exc.filename}: " if exc.filename else ""
-            return _fail(f"{where}{exc.strerror or exc}")
-        except ValueError as exc:  # reader errors (MatFormatError, CaffeFormatError) subclass it
-            return _fail(str(exc))
-    seen: set[str] = set()
-    for w in caught:
-        text = " ".join(str(w.message).split())
-        if text not in seen:
-            seen.add(text)
-            print(f"warning: {text}", file=sys.stderr)
-    return rc
-
-
-def _fail(message: str) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    return 2
+    return boundary(main, argv, collect_warnings=True)
 
 
 #: Source files from this size on show the conversion's progress (layers converted).

@@ -15,6 +15,7 @@ failure or interruption if this run created it and it holds nothing but partial 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-__all__ = ["atomic_write", "output_dir", "file_mode", "is_partial_file"]
+__all__ = ["atomic_write", "output_dir", "file_mode", "is_partial_file", "partial_target"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _PARTIAL = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # what atomic_write names its temp files
@@ -61,6 +62,42 @@ def file_mode() -> int:
 def is_partial_file(name: str) -> bool:
     """Whether a file name is one of :func:`atomic_write`'s temporary files."""
     return bool(_PARTIAL.match(name))
+
+
+def partial_target(name: str | os.PathLike) -> str:
+    """The file a temporary file of :func:`atomic_write` stands for (``dir/.net.pth.x1y2.tmp``
+    -> ``dir/net.pth``): error messages name the user's path, never the hidden one. Any
+    other name is returned as it is."""
+    text = os.fspath(name)
+    head, base = os.path.split(text)
+    if not is_partial_file(base):
+        return text
+    return os.path.join(head, base[1:].rsplit(".", 2)[0])
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back while a temporary file or folder is created and registered,
+    so that one arriving at that very instant finds it registered (and removes it)."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:  # pragma: no cover - not POSIX
+        yield
+        return
+    old = mask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, old)
+
+
+def _no_space(folder: Path) -> bool:
+    """Whether the filesystem holding ``folder`` is full (a writer that reports a failed
+    write in its own words, e.g. torch.save's ``file write failed``, ran out of space)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
 
 
 def _remove(path: str | Path) -> None:
@@ -149,22 +186,39 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
     """Call ``write(tmp_path)``, then rename the temporary file onto ``path``.
 
     Nothing partial is ever left at ``path`` or next to it: on any exception, SIGINT or SIGTERM
-    the temporary file is removed. The final file has mode ``0o666 & ~umask``.
+    the temporary file is removed, and so are the parent folders this call created. The
+    final file has mode ``0o666 & ~umask``. Errors name ``path``, not the temporary file; a
+    writer that fails on a full filesystem in its own words raises ``OSError(ENOSPC)``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    _register(file=tmp)
-    try:
-        write(tmp)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-    finally:
-        _unregister(file=tmp)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    with output_dir(path.parent):
+        with _signals_held():
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            _register(file=tmp)
+        try:
+            os.close(fd)
+            write(tmp)
+            os.chmod(tmp, file_mode())
+            os.replace(tmp, path)
+        except OSError as exc:
+            _remove(tmp)
+            if exc.filename is not None and is_partial_file(os.path.basename(
+                    os.fspath(exc.filename))):
+                exc.filename = str(path)
+            raise
+        except RuntimeError as exc:  # torch.save / torch.jit.save report write errors so
+            full = "write" in str(exc).lower() and _no_space(path.parent)
+            _remove(tmp)
+            if full:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+            raise
+        except BaseException:
+            _remove(tmp)
+            raise
+        finally:
+            _unregister(file=tmp)
 
 
 @contextmanager
@@ -177,14 +231,21 @@ def output_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     created: list[Path] = []  # outermost first
     probe = path
-    while not probe.exists():
+    while not probe.exists() and not probe.is_symlink():
         created.insert(0, probe)
         if probe.parent == probe:
             break
         probe = probe.parent
-    path.mkdir(parents=True, exist_ok=True)
-    for folder in created:
-        _register(folder=folder)
+    with _signals_held():
+        for folder in created:
+            _register(folder=folder)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except BaseException:
+            for folder in reversed(created):
+                _remove_dir_if_partial(folder)
+                _unregister(folder=folder)
+            raise
     try:
         yield path
     except SystemExit as exc:

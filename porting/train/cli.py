@@ -6,15 +6,25 @@ import argparse
 import json
 import sys
 
+from porting.argtypes import (
+    float_in,
+    int_in,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+from porting.boundary import check_output_dir, require_dir, require_file, resolve_device, run_cli
 from porting.cli import HelpFormatter, examples_epilog
 from porting.outputs import output_dir
 from porting.train.distributed import torch_distributed
+from porting.train.guard import DivergedError
 from porting.train.recipe import TrainConfig
 from porting.train.trainer import Trainer
 
 
 def _pair_floats(text: str) -> tuple[float, float]:
-    parts = [float(x) for x in str(text).split(",")]
+    parts = [nonnegative_float(x) for x in str(text).split(",")]
     if len(parts) != 2:
         raise argparse.ArgumentTypeError("expected FILTER,BIAS")
     return parts[0], parts[1]
@@ -47,34 +57,36 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--verification", default="softmax", choices=["softmax", "contrastive"],
                    help="the 2-way softmax over fc9, or the contrastive loss the paper compares "
                         "with (on the L2-normalised pooled descriptors)")
-    v.add_argument("--contrastive-margin", type=float, default=1.0,
+    v.add_argument("--contrastive-margin", type=positive_float, default=1.0,
                    help="margin of the contrastive loss (the paper does not give one)")
     p.add_argument("--init", default=None, help="a converted checkpoint (ImageNet .mat/"
                    "caffemodel converted by convert-matconvnet/convert-caffe, or a two-stream "
                    "one): its backbone is used, the heads are re-initialised. Default: random")
-    p.add_argument("--width", type=int, default=None, help="ResNet-50 width (random backbone)")
+    p.add_argument("--width", type=positive_int, default=None,
+                   help="ResNet-50 width (random backbone)")
     p.add_argument("--trunk-kwargs", default=None,
                    help='JSON kwargs of a random backbone: {"width": 8} for resnet50, '
                         '{"widths": [8,16,16,16,16], "fc_width": 32} for caffenet/vgg16')
     g = p.add_argument_group("recipe overrides (defaults: the recipe's)")
-    g.add_argument("--epochs", type=int, default=None, help="MatConvNet epochs")
+    g.add_argument("--epochs", type=positive_int, default=None, help="MatConvNet epochs")
     g.add_argument("--lr", default=None, help='MatConvNet global rates, e.g. "0.1*70,0.01*5"')
-    g.add_argument("--batch-size", type=int, default=None, help="pairs per (global) batch")
-    g.add_argument("--iter-size", type=int, default=None, help="caffe-dxy iter_size")
-    g.add_argument("--base-lr", type=float, default=None, help="caffe-dxy base_lr")
-    g.add_argument("--stepsize", type=int, default=None, help="caffe-dxy stepsize")
-    g.add_argument("--max-iter", type=int, default=None, help="caffe-dxy max_iter")
-    g.add_argument("--dropout", type=float, default=None, help="head dropout rate")
-    g.add_argument("--image-size", type=int, default=None, help="training resize (256)")
-    g.add_argument("--crop", type=int, default=None, help="training crop (224/227)")
-    g.add_argument("--jpeg-quality", type=int, default=None,
+    g.add_argument("--batch-size", type=positive_int, default=None, help="pairs per (global) batch")
+    g.add_argument("--iter-size", type=positive_int, default=None, help="caffe-dxy iter_size")
+    g.add_argument("--base-lr", type=positive_float, default=None, help="caffe-dxy base_lr")
+    g.add_argument("--stepsize", type=positive_int, default=None, help="caffe-dxy stepsize")
+    g.add_argument("--max-iter", type=positive_int, default=None, help="caffe-dxy max_iter")
+    g.add_argument("--dropout", type=float_in(0.0, 1.0, high_open=True), default=None,
+                   help="head dropout rate, in [0, 1)")
+    g.add_argument("--image-size", type=positive_int, default=None, help="training resize (256)")
+    g.add_argument("--crop", type=positive_int, default=None, help="training crop (224/227)")
+    g.add_argument("--jpeg-quality", type=int_in(0, 100), default=None,
                    help="re-encode the resized images as JPEG (prepare_data.m imwrite: 75); "
                         "0 = no")
     g.add_argument("--holdout", default="auto", choices=["auto", "matconvnet", "none"],
                    help="the authors' ~10%% held-out set (Market: prepare_data.m, CUHK03: "
                         "prepare_imdb.m; auto: MatConvNet recipe only)")
     g.add_argument("--split-seed", type=int, default=0, help="seed of the held-out draw")
-    g.add_argument("--cuhk03-split", type=int, default=6,
+    g.add_argument("--cuhk03-split", type=int_in(1, 20), default=6,
                    help="CUHK03 test split (testsets{6} as prepare_imdb.m)")
     g.add_argument("--dividor-rule", default="paper", choices=["paper", "v1.0", "released"],
                    help="pair ratio 1:(d-1). paper: d=min(5,2*1.01^epoch), also the script's "
@@ -93,18 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default="auto",
                    help="auto (the last net-epoch-N.pth in --out, as cnn_train_dag), none, or "
                         "a checkpoint path")
-    p.add_argument("--eval-every", type=int, default=0,
+    p.add_argument("--eval-every", type=nonnegative_int, default=0,
                    help="evaluate retrieval every K epochs (always at the end)")
     p.add_argument("--eval-split", default="auto", choices=["auto", "test", "heldout", "none"],
                    help="what the evaluation ranks (auto: the test split when present)")
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--workers", type=nonnegative_int, default=0,
                    help="threads to resize images, DataLoader workers for evaluation")
     p.add_argument("--cache-dir", default=None, help="keep the resized images here (.npy)")
-    p.add_argument("--keep-last", type=int, default=0,
+    p.add_argument("--keep-last", type=nonnegative_int, default=0,
                    help="keep only the last K checkpoints (0: all, as MatConvNet)")
     p.add_argument("--log-pairs", action="store_true",
                    help="write every batch's pairs and augmentation draws (pairs.*.jsonl)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or epoch lines")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="validate's full report after every evaluation (default: the epoch "
+                   "line carries rank-1 and mAP; the full report comes after the last epoch)")
     return p
 
 
@@ -129,22 +144,39 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         fc9_lr=tuple(args.fc9_lr_mult), seed=args.seed, device=args.device,
         resume=args.resume, eval_every=args.eval_every, eval_split=args.eval_split,
         workers=args.workers, cache_dir=args.cache_dir, keep_last=args.keep_last,
-        log_pairs=args.log_pairs, quiet=args.quiet, losses=args.losses,
+        log_pairs=args.log_pairs, quiet=args.quiet, verbose=args.verbose, losses=args.losses,
         verification=args.verification, contrastive_margin=args.contrastive_margin)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _check_outside(args: argparse.Namespace) -> None:
+    """What the outside world must give before anything is built: the data, a writable
+    output folder, the device."""
+    if args.dataset == "cuhk03":
+        require_file(args.data_root, "data_root")
+    else:
+        require_dir(args.data_root, "data_root")
+    check_output_dir(args.out, "-o")
+    check_output_dir(args.cache_dir, "--cache-dir")
+    args.device = resolve_device(args.device)
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _check_outside(args)
     try:
         cfg = config_from_args(args)
         with output_dir(cfg.out):  # a run that fails before writing leaves no empty folder
             Trainer(cfg).fit()
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"train: error: {exc}", file=sys.stderr)
-        return 2
+    except DivergedError as exc:  # a check failed: the README's exit 1
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         d = torch_distributed()
         if d is not None:
             d.destroy_process_group()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, also=(RuntimeError,))
 

@@ -12,6 +12,7 @@ import torch
 from porting.progress import Progress
 from porting.train.batches import BatchStream
 from porting.train.distributed import all_sum, seed_for
+from porting.train.guard import check_losses
 from porting.train.optim import (
     caffe_step_lr,
     matconvnet_epoch_lr,
@@ -65,11 +66,15 @@ class EpochLoops(Steps):
         return {k: float(stats[i]) / max(n, 1.0) for i, k in enumerate(STAT_NAMES, start=1)}
 
     def _progress(self, n_iter: int, epoch: int) -> Progress:
+        self._epoch_now, self._epoch_iter = epoch, 0
         return Progress(n_iter, f"train epoch {epoch:02d}", self.main and not self.cfg.quiet,
                         unit="it")
 
     def _count(self, stats: torch.Tensor, acc: torch.Tensor, prog: Progress) -> None:
-        """One iteration done: its statistics into the epoch's sums, the progress line."""
+        """One iteration done: its statistics into the epoch's sums, the progress line; a
+        loss that is no longer finite stops the run (:mod:`porting.train.guard`)."""
+        self._epoch_iter += 1
+        check_losses(stats, self._epoch_now, self._epoch_iter, self.iteration + 1)
         acc += stats.double()
         self.iteration += 1
         prog.update(1)

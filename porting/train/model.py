@@ -51,6 +51,54 @@ def trunk_spec(arch: str, semantics: str, trunk_kwargs: dict[str, Any] | None = 
     return {"name": arch, "kwargs": kw}, feat
 
 
+def _runs_at(trunk: nn.Module, size: int) -> bool:
+    try:
+        with torch.no_grad():
+            trunk(torch.empty(1, 3, size, size, device="meta"))
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+def smallest_input(spec: dict[str, Any], limit: int = 4096) -> int | None:
+    """The smallest square input the backbone ``spec`` accepts (computed by running it on
+    the ``meta`` device: shapes only, no memory, no arithmetic); None if none up to
+    ``limit``."""
+    from porting.models import build_model
+
+    with torch.device("meta"):
+        trunk = build_model(spec)
+    high = 1
+    while not _runs_at(trunk, high):
+        if high >= limit:
+            return None
+        high = min(2 * high, limit)
+    low = high // 2  # fails (or 0); high runs: bisect
+    while high - low > 1:
+        mid = (low + high) // 2
+        if _runs_at(trunk, mid):
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def check_crop(spec: dict[str, Any], crop: int) -> None:
+    """Refuse a training crop the backbone cannot take, naming ``--crop`` and the smallest
+    size it accepts, before any image is resized."""
+    from porting.models import build_model
+
+    with torch.device("meta"):
+        trunk = build_model(spec)
+    if _runs_at(trunk, crop):
+        return
+    least = smallest_input(spec)
+    arch = spec.get("name", "the backbone")
+    raise ValueError(f"--crop {crop} is too small for --arch {arch}: it needs at least "
+                     f"{least}x{least}" if least else
+                     f"--crop {crop}: --arch {arch} accepts no square input up to 4096")
+
+
 def _init_conv_matconvnet(conv: nn.Conv2d, gen: torch.Generator, scale: float = 1.0) -> None:
     # initParams.m: sc = sqrt(3/(h*w*in)); (rand*2-1)*sc; biases zero; "in" = size(3) =
     # input channels per group.

@@ -13,6 +13,7 @@ import numpy as np
 
 from porting.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from porting.train.distributed import barrier
+from porting.train.guard import check_weights
 from porting.train.recipe import VARIANT_MODEL
 
 
@@ -53,6 +54,7 @@ class TrainingState:
 
     def save(self, epoch: int) -> Path:
         path = self.out / f"net-epoch-{epoch}.pth"
+        check_weights(self.model.state_dict().items(), epoch)  # the last file stays finite
         if self.main:
             save_checkpoint(path, self.checkpoint(epoch))
             if self.cfg.keep_last > 0:

@@ -20,7 +20,7 @@ from porting.train.evaluate import evaluate_retrieval, validate_test_split
 from porting.train.images import build_cache
 from porting.train.logs import write_logs
 from porting.train.loops import EpochLoops
-from porting.train.model import build_model_for, eval_preprocess
+from porting.train.model import build_model_for, check_crop, eval_preprocess, trunk_spec
 from porting.train.optim import (
     CaffeSGD,
     MatConvNetSGD,
@@ -54,6 +54,8 @@ class Trainer(TrainingState, EpochLoops):
             cfg.data_root, cfg.dataset, holdout=r.holdout, split_seed=cfg.split_seed,
             cuhk03_split=cfg.cuhk03_split)
         self.labels = self.data.labels
+        if cfg.init is None:  # a random backbone: its input sizes are known before the cache
+            check_crop(trunk_spec(r.arch, r.semantics, cfg.trunk_kwargs or None)[0], r.crop)
         self._say(f"{self.data.dataset}: {len(self.labels)} training images, "
                   f"{self.data.num_ids} identities, {int((self.data.sets == 2).sum())} held out")
         if cache is None:
@@ -74,6 +76,8 @@ class Trainer(TrainingState, EpochLoops):
         self.model, self.spec, self.init_info = build_model_for(
             r, self.data.num_ids, init=cfg.init, trunk_kwargs=cfg.trunk_kwargs or None,
             seed=cfg.seed, dropout=cfg.dropout)
+        if cfg.init is not None:
+            check_crop(self.spec["trunk"], r.crop)
         self.model.to(self.device)
         self._say(f"model: {self.init_info}; {sum(p.numel() for p in self.model.parameters())} "
                   "parameters")
@@ -184,8 +188,10 @@ class Trainer(TrainingState, EpochLoops):
             self.history.append(row)
             self.epoch = epoch
             path = self.save(epoch)
+            report = None  # validate's full report: printed at the end, or each time with -v
             if split and ((cfg.eval_every and epoch % cfg.eval_every == 0) or last):
                 res = self.evaluate(split, path, epoch)
+                report = res.pop("report", None) if res is not None else None
                 if res is not None:
                     row.update({"eval_rank1": res["rank1"], "eval_mAP": res["mAP"],
                                 "eval_split": split, "eval_method": res["method"]})
@@ -197,6 +203,8 @@ class Trainer(TrainingState, EpochLoops):
                 if plot:
                     self._last_plot = time.time()
                 self._say(self._epoch_line(row))
+                if report and (last or cfg.verbose):
+                    self._say(f"validate, epoch {epoch}:\n{report.rstrip()}")
         for f in self._pairs_files.values():
             f.close()
         self._pairs_files = {}
