@@ -12,7 +12,15 @@ so :mod:`porting.export` takes the ONNX form from the layer itself:
 * :mod:`~porting.layers.conv` -- MatConvNet's padded convolution, Caffe's im2col arithmetic;
 * :mod:`~porting.layers.square` -- the paper's ``Square`` of the two streams' difference;
 * :mod:`~porting.layers.losses` -- ``SoftmaxWithLoss`` / ``Loss('softmaxlog')`` reductions;
-* :mod:`~porting.layers.semantics` -- factories that build a model's layers for one framework.
+* :mod:`~porting.layers.semantics` -- factories that build a model's layers for one framework;
+* Caffe's other layer types (BVLC and the forks real nets use): :mod:`~porting.layers.activations`
+  (PReLU, ELU, AbsVal, BNLL, Exp, Log, Threshold, Power), :mod:`~porting.layers.deconv`,
+  :mod:`~porting.layers.shapes` (Crop, Permute, Tile, ShuffleChannel, Reshape's rule),
+  :mod:`~porting.layers.normalize` (SSD Normalize, MVN, the fork's BN),
+  :mod:`~porting.layers.reduce` (Reduction, ArgMax), :mod:`~porting.layers.embed`,
+  :mod:`~porting.layers.axpy` (SENet),
+  :mod:`~porting.layers.unpool` (pooling mask, Upsample), :mod:`~porting.layers.interp` (PSPNet),
+  :mod:`~porting.layers.pooling_stochastic` (STOCHASTIC at test time).
 
 Nothing here imports the pipeline or the applications.
 """
