@@ -7,12 +7,12 @@ prototxt is the fixture's text with every ``num_output`` x8 (legacy ``input:``/`
 header kept), the caffemodel is the fixture's ``NetParameter`` (same layers, order, Split
 layers, ``ParamSpec``s) with every blob re-shaped to full width (``BlobShape``) and refilled
 with random ``data``, written THROUGH THE PROJECT'S OWN SCHEMA (``porting.converters.
-caffe_proto.NetParameter``). BatchNorm keeps its 3 blobs (mean, variance > 0, the fixture's
+caffe.proto.NetParameter``). BatchNorm keeps its 3 blobs (mean, variance > 0, the fixture's
 scale factor), Scale its gamma/beta. Then, in one run, each step in fresh subprocesses (see
 ``bench/_common.py``):
 
 * ``parse``     baseline: read the file's bytes + ``NetParameter.FromString(bytes)``;
-* ``load_net``  ``porting.converters.caffe_reader.load_net`` (prototxt + caffemodel parse, V1
+* ``load_net``  ``porting.converters.caffe.reader.load_net`` (prototxt + caffemodel parse, V1
   upgrade, weights matched by name into one float32 buffer: the reader alone);
 * ``convert``   ``porting.converters.caffe.convert`` (load_net + graph);
 * ``main``      ``convert-caffe deploy.prototxt weights.caffemodel -o OUT -q`` in-process
@@ -93,7 +93,7 @@ def _random_blob(kind: str, index: int, shape: tuple[int, ...], narrow: np.ndarr
 def generate(folder: Path, *, factor: int = WIDEN, seed: int = 0,
              keep_values: bool = False) -> dict:
     """Write ``deploy.prototxt`` and ``weights.caffemodel`` into ``folder``; facts about them."""
-    from porting.converters import caffe_proto as cp
+    from porting.converters.caffe import proto as cp
 
     text = (FIXTURE / "deploy.prototxt").read_text()
     text = re.sub(r"(num_output:\s*)(\d+)", lambda m: f"{m[1]}{int(m[2]) * factor}", text)
@@ -150,16 +150,16 @@ def check_layout(tmp: Path) -> str:
 def _child(step: str, folder: str, out: str | None) -> None:
     proto, weights = f"{folder}/deploy.prototxt", f"{folder}/weights.caffemodel"
     if step == "main":  # lazily imported by the converter: import time is not conversion time
-        import porting.converters.caffe_arch  # noqa: F401
+        import porting.converters.caffe.arch  # noqa: F401
         import porting.preprocess  # noqa: F401
     if step == "parse":
-        from porting.converters.caffe_proto import NetParameter
+        from porting.converters.caffe.proto import NetParameter
 
         def run():
             with open(weights, "rb") as fh:
                 return NetParameter.FromString(fh.read())
     elif step == "load_net":
-        from porting.converters.caffe_reader import load_net
+        from porting.converters.caffe.reader import load_net
 
         def run():
             return load_net(proto, weights)

@@ -16,7 +16,7 @@ subprocesses, interleaved (see ``bench/_common.py``):
 * ``loadmat``      baseline: ``scipy.io.loadmat(file)`` (the whole file, scipy defaults);
 * ``loadmat-net``  ``scipy.io.loadmat(file, variable_names=["net", "stats"])``: only the
   variables the converter reads (it never reads ``state``);
-* ``read``         ``porting.converters.matconvnet_model.read_matconvnet`` (the reader alone);
+* ``read``         ``porting.converters.matconvnet.model.read_matconvnet`` (the reader alone);
 * ``convert``      ``porting.converters.matconvnet.convert`` (read + graph);
 * ``main``         ``convert-matconvnet FILE -o OUT -q`` in-process (convert + the graph check,
   the ``--arch auto`` mapping and its check, which also serves as the dry run, checkpoint
@@ -180,7 +180,7 @@ def _child(step: str, path: str, out: str | None) -> None:
     import scipy.sparse  # noqa: F401
 
     if step == "main":
-        import porting.converters.matconvnet_arch  # noqa: F401
+        import porting.converters.matconvnet.arch  # noqa: F401
         import porting.preprocess  # noqa: F401
     if step in ("loadmat", "loadmat-net"):
         import scipy.io
@@ -190,7 +190,7 @@ def _child(step: str, path: str, out: str | None) -> None:
         def run():
             return scipy.io.loadmat(path, variable_names=names)
     elif step == "read":
-        from porting.converters.matconvnet_model import read_matconvnet
+        from porting.converters.matconvnet.model import read_matconvnet
 
         def run():
             return read_matconvnet(path)

@@ -30,7 +30,7 @@ Formats and what runs them:
   attributes, deleted datasets).
 * ``caffemodel`` / ``prototxt``: ``convert-caffe`` (``porting.converters.caffe.main``) on the
   narrow CaffeNet. caffemodel: bytes, and protobuf field edits through
-  ``porting.converters.caffe_proto`` (blob shapes and data, swapped or deleted blobs, layer
+  ``porting.converters.caffe.proto`` (blob shapes and data, swapped or deleted blobs, layer
   types, names, bottoms, NaN weights). prototxt: text edits (numbers, deep nesting, types,
   bottoms and tops, deleted/duplicated lines, truncation).
 * ``features``: ``validate --features`` (``porting.validation.cli.main``) on the bundled mini
@@ -325,7 +325,7 @@ CAFFE_TYPES = ["Convolution", "Pooling", "ReLU", "LRN", "InnerProduct", "Dropout
 
 
 def _caffemodel_edit(rng: random.Random, data: bytes) -> tuple[bytes, str]:
-    from porting.converters import caffe_proto as cp
+    from porting.converters.caffe import proto as cp
 
     net = cp.NetParameter()
     net.ParseFromString(data)

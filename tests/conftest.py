@@ -137,7 +137,7 @@ def _rebuild_v1_caffemodel() -> None:
     import hashlib
     import os
 
-    from porting.converters import caffe_proto as cp
+    from porting.converters.caffe import proto as cp
 
     folder = FIXTURES / "caffe" / "caffenet_narrow_v1"
     target = V1_CAFFEMODEL

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
-from porting.converters import caffe_proto as cp
-from porting.converters.caffe_reader import (
+from porting.converters.caffe import proto as cp
+from porting.converters.caffe.reader import (
     CaffeFormatError,
     CaffeFormatWarning,
     blob_to_array,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from matv73 import assert_same, save_v73, write_object_standin
 
-from porting.converters.matconvnet_model import (
+from porting.converters.matconvnet.model import (
     MCNModel,
     build_model,
     read_matconvnet,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from porting.converters.caffe_reader import load_net
+from porting.converters.caffe.reader import load_net
 from porting.models import VGG16, CaffeNet, ResNet50
 
 from conftest import FIXTURES, rel_err, seeded_input

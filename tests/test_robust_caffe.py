@@ -16,7 +16,7 @@ import pytest
 import torch
 from google.protobuf import text_format
 
-from porting.converters import caffe_proto as cp
+from porting.converters.caffe import proto as cp
 from porting.converters.caffe import main as convert_caffe
 
 from conftest import FIXTURES

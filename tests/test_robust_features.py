@@ -162,7 +162,7 @@ def test_mat_reader_crash_is_one_line(tmp_path: Path, monkeypatch) -> None:
     import os
     import signal
 
-    from porting.converters import matfile
+    from porting.converters.matfile import v5 as matfile
 
     scipy.io.savemat(tmp_path / "q.mat", {"ff": np.ones((2, 2))})
     monkeypatch.setattr(matfile, "_scipy_loadmat",

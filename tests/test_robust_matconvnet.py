@@ -192,7 +192,7 @@ def test_a_crash_of_scipys_mat_reader_is_one_line(tmp_path, capsys, monkeypatch)
     import os
     import signal
 
-    from porting.converters import matfile
+    from porting.converters.matfile import v5 as matfile
 
     monkeypatch.setattr(matfile, "_scipy_loadmat",
                         lambda path, names: os.kill(os.getpid(), signal.SIGSEGV))
@@ -210,7 +210,7 @@ def test_the_parent_unpickles_no_class_from_the_reader(tmp_path, capsys, monkeyp
     import os
     import pickle
 
-    from porting.converters import matfile_isolated
+    from porting.converters.matfile import isolated as matfile_isolated
 
     marker = tmp_path / "ran"
 
@@ -235,7 +235,7 @@ def test_arrays_come_back_whole_through_either_channel(monkeypatch) -> None:
     structs)."""
     import os
 
-    from porting.converters import matfile
+    from porting.converters.matfile import v5 as matfile
 
     direct = matfile._read_v5(RESNET, None)
     via_memfd = load_mat(RESNET)

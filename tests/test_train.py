@@ -305,7 +305,7 @@ def two_stream_ckpt(tmp_path_factory) -> Path:
 def test_matconvnet_rates_match_the_authors_saved_network(two_stream_ckpt):
     """The fixture was built by running resnet52_market.m / resnet52_2stream.m (with the
     bundled initParams.m) under MatConvNet: its params(i).learningRate are the recipe's."""
-    from porting.converters.matconvnet_model import read_matconvnet
+    from porting.converters.matconvnet.model import read_matconvnet
     from porting.train import build_model_for
 
     mat = read_matconvnet(FIXTURES / "resnet52_2stream_narrow" / "model.mat")

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from .arch import assign, close, source_names
-from .common import GraphBuilder
+from ..arch import assign, close, source_names
+from ..common import GraphBuilder
 
 
 def _by(b: GraphBuilder) -> dict[str, dict[str, Any]]:

@@ -18,7 +18,7 @@ from google.protobuf import text_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from porting.converters import caffe_proto as cp
+from . import proto as cp
 
 PathLike = str | os.PathLike[str]
 
@@ -40,7 +40,7 @@ def read_prototxt(path: PathLike) -> Message:
     Unknown field names (custom layers' parameters) do not fail the parse: they are
     skipped and each one is reported as a ``CaffeFormatWarning``.
     """
-    net, notes = _parse_prototxt(path)
+    net, notes = parse_prototxt(path)
     for note in notes:
         warnings.warn(note, CaffeFormatWarning, stacklevel=2)
     return net
@@ -152,7 +152,7 @@ def blob_to_array(
 # --------------------------------------------------------------------------- prototxt text
 
 
-def _parse_prototxt(path: PathLike) -> tuple[Message, list[str]]:
+def parse_prototxt(path: PathLike) -> tuple[Message, list[str]]:
     """Parse strictly; if only unknown field names stand in the way, parse again skipping
     them and return one note per skipped field."""
     name = os.fspath(path)

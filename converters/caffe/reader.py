@@ -1,10 +1,10 @@
 """Read Caffe prototxt/caffemodel files into a framework-neutral description of the net.
 
-Parsing is done by the protobuf runtime with the schema in ``converters.caffe_proto``.
+Parsing is done by the protobuf runtime with the schema in ``porting.converters.caffe.proto``.
 On top of it this module does what Caffe itself does when it loads a net, so that the
 converter sees the layers Caffe would run:
 
-* ``upgrade_v1`` (:mod:`~porting.converters.caffe_upgrade`): the legacy formats Caffe still
+* ``upgrade_v1`` (:mod:`~porting.converters.caffe.upgrade`): the legacy formats Caffe still
   accepts (V1 ``layers`` with enum types, ``input:``/``input_dim:``/``input_shape`` headers)
   become V2 ``layer`` records, as in Caffe's ``UpgradeNetAsNeeded``;
 * ``load_net``: layers are filtered by ``include``/``exclude`` rules for a phase
@@ -13,7 +13,7 @@ converter sees the layers Caffe would run:
 
 Every problem with the input files is reported as one ``CaffeFormatError`` line naming
 the file and the layer or field; the files themselves are read by
-:mod:`~porting.converters.caffe_files`.
+:mod:`~porting.converters.caffe.files`.
 """
 
 from __future__ import annotations
@@ -28,19 +28,19 @@ import numpy as np
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from porting.converters import caffe_proto as cp
-from porting.converters.caffe_files import (
+from . import proto as cp
+from .files import (
     CaffeFormatError,
     CaffeFormatWarning,
     PathLike,
-    _parse_prototxt,
     blob_shape,
     blob_to_array,
+    parse_prototxt,
     read_caffemodel,
     read_mean_binaryproto,
     read_prototxt,
 )
-from porting.converters.caffe_upgrade import upgrade_v1
+from .upgrade import upgrade_v1
 
 __all__ = [
     "CaffeFormatError",
@@ -165,7 +165,7 @@ def load_net(
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
     proto_name = os.fspath(prototxt)
-    raw, notes = _parse_prototxt(prototxt)
+    raw, notes = parse_prototxt(prototxt)
     for note in notes:
         warnings.warn(note, CaffeFormatWarning, stacklevel=2)
     net = upgrade_v1(raw, proto_name)

@@ -9,8 +9,8 @@ from types import MappingProxyType
 
 from google.protobuf.message import Message
 
-from porting.converters import caffe_proto as cp
-from porting.converters.caffe_files import CaffeFormatError
+from . import proto as cp
+from .files import CaffeFormatError
 
 # V1LayerParameter.LayerType -> V2 type string (Caffe's UpgradeV1LayerType).
 V1_TYPE_NAMES: Mapping[str, str] = MappingProxyType(

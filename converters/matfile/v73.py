@@ -1,5 +1,5 @@
 """MAT-files v7.3 (HDF5, read with h5py) into the representation of
-:mod:`porting.converters.matfile`: MATLAB classes from the ``MATLAB_class`` attributes,
+:mod:`porting.converters.matfile.values`: MATLAB classes from the ``MATLAB_class`` attributes,
 cells and structs through object references (loops and depth bounded), shapes transposed back
 to MATLAB's column-major order."""
 
@@ -10,34 +10,34 @@ from typing import Any
 
 import numpy as np
 
-from .matfile import (
-    _H5_INTERNAL,
-    _NUMERIC_CLASSES,
+from .values import (
+    H5_INTERNAL,
+    NUMERIC_CLASSES,
     MatCell,
     MatFormatError,
     MatStruct,
-    _fail,
-    _native,
-    _object_message,
-    _one_line,
+    fail,
+    native,
+    object_message,
+    one_line,
 )
 
 
-def _open_h5(path: str | os.PathLike[str]) -> Any:
+def open_h5(path: str | os.PathLike[str]) -> Any:
     """The HDF5 file of a v7.3 MAT-file, opened read-only (an ``h5py.File``)."""
     import h5py
 
     try:
         return h5py.File(os.fspath(path), "r")
     except Exception as exc:
-        raise _fail(path, f"corrupt or truncated MAT v7.3 (HDF5) file ({_one_line(exc)})") from exc
+        raise fail(path, f"corrupt or truncated MAT v7.3 (HDF5) file ({one_line(exc)})") from exc
 
 
-def _load_h5(path: str | os.PathLike[str], names: list[str] | None) -> dict[str, Any]:
-    with _open_h5(path) as f:
+def load_h5(path: str | os.PathLike[str], names: list[str] | None) -> dict[str, Any]:
+    with open_h5(path) as f:
         reader = _H5Reader(f, path)
         out: dict[str, Any] = {}
-        for name in _h5_variables(f, path):
+        for name in h5_variables(f, path):
             if names is not None and name not in names:
                 continue
             try:
@@ -45,17 +45,17 @@ def _load_h5(path: str | os.PathLike[str], names: list[str] | None) -> dict[str,
             except MatFormatError:
                 raise
             except Exception as exc:  # h5py/HDF5 errors on damaged files
-                raise _fail(path, f"variable {name!r}: corrupt or truncated data "
-                                  f"({type(exc).__name__}: {_one_line(exc)})") from exc
+                raise fail(path, f"variable {name!r}: corrupt or truncated data "
+                                  f"({type(exc).__name__}: {one_line(exc)})") from exc
         return out
 
 
-def _h5_variables(f: Any, path: str | os.PathLike[str]) -> list[str]:
+def h5_variables(f: Any, path: str | os.PathLike[str]) -> list[str]:
     """Root members that are variables (MATLAB lists them in name order)."""
     try:
-        return [k for k in f.keys() if k not in _H5_INTERNAL]
+        return [k for k in f.keys() if k not in H5_INTERNAL]
     except Exception as exc:
-        raise _fail(path, f"corrupt MAT v7.3 (HDF5) file ({_one_line(exc)})") from exc
+        raise fail(path, f"corrupt MAT v7.3 (HDF5) file ({one_line(exc)})") from exc
 
 
 def _has_attr(obj: Any, key: str) -> bool:
@@ -129,7 +129,7 @@ class _H5Reader:
             names: list[str] = []
             f.visit(names.append)
         except Exception as exc:  # h5py raises many types on damaged files
-            raise _fail(path, f"corrupt MAT v7.3 (HDF5) file ({_one_line(exc)})") from exc
+            raise fail(path, f"corrupt MAT v7.3 (HDF5) file ({one_line(exc)})") from exc
         self.budget = 2 * len(names) + 1000
         self.depth = 0
         # compared by HDF5 object identity: ``Group.name`` searches the file for a path
@@ -144,15 +144,15 @@ class _H5Reader:
         try:
             target = self.f[ref]
         except Exception as exc:
-            raise _fail(self.path, f"{where}: dangling object reference") from exc
+            raise fail(self.path, f"{where}: dangling object reference") from exc
         if not isinstance(target, h5py.Dataset | h5py.Group):
-            raise _fail(self.path, f"{where}: reference to a non-data object")
+            raise fail(self.path, f"{where}: reference to a non-data object")
         for name, group in self.groups.items():  # MATLAB references data, never these
             if target == group:
-                raise _fail(self.path, f"{where}: object reference to the file's {name} "
+                raise fail(self.path, f"{where}: object reference to the file's {name} "
                                        "group (damaged file)")
         if self.budget < 0 or self.depth >= _MAX_H5_DEPTH:
-            raise _fail(self.path, f"{where}: object references loop or are shared far more "
+            raise fail(self.path, f"{where}: object references loop or are shared far more "
                                    "than MATLAB writes them (damaged file)")
         self.depth += 1
         try:
@@ -166,20 +166,20 @@ class _H5Reader:
         if not _attr_int(obj, "MATLAB_empty"):  # MATLAB shares the canonical empty only
             self.budget -= 1
             if self.budget < 0:
-                raise _fail(self.path, f"{where}: object references loop or are shared far "
+                raise fail(self.path, f"{where}: object references loop or are shared far "
                                        "more than MATLAB writes them (damaged file)")
         cls = _attr_str(obj, "MATLAB_class")
         if _attr_int(obj, "MATLAB_object_decode") is not None or (
-            cls is not None and cls not in _NUMERIC_CLASSES
+            cls is not None and cls not in NUMERIC_CLASSES
             and cls not in ("logical", "char", "cell", "struct", "canonical empty",
                             "function_handle")
         ):
-            raise _fail(self.path, _object_message(where, str(cls)))
+            raise fail(self.path, object_message(where, str(cls)))
         if cls == "function_handle":
-            raise _fail(self.path, f"{where} is a function handle (not supported)")
+            raise fail(self.path, f"{where} is a function handle (not supported)")
         if isinstance(obj, h5py.Group):
             if "MATLAB_sparse" in obj.attrs:
-                raise _fail(self.path, f"{where} is a sparse matrix (not supported)")
+                raise fail(self.path, f"{where} is a sparse matrix (not supported)")
             return self._read_struct_group(obj, where)
         if _attr_int(obj, "MATLAB_empty"):
             return self._read_empty(obj, cls, where)
@@ -188,8 +188,8 @@ class _H5Reader:
             data = np.asarray(data)
         if data.dtype.names is not None:
             if set(data.dtype.names) == {"real", "imag"}:
-                raise _fail(self.path, f"{where} is complex (not supported)")
-            raise _fail(self.path, f"{where}: unexpected compound data {data.dtype}")
+                raise fail(self.path, f"{where} is complex (not supported)")
+            raise fail(self.path, f"{where}: unexpected compound data {data.dtype}")
         data = _matlab_shape(data)
         if cls == "char":
             return self._read_chars(data)
@@ -201,12 +201,12 @@ class _H5Reader:
         if cls == "logical":
             return data.astype(bool)
         if cls == "struct":
-            raise _fail(self.path, f"{where}: a non-empty struct stored as a dataset")
+            raise fail(self.path, f"{where}: a non-empty struct stored as a dataset")
         if data.dtype.kind not in "biuf":
-            raise _fail(self.path, f"{where}: unsupported data of dtype {data.dtype}")
-        if cls is not None and data.dtype != _NUMERIC_CLASSES[cls]:
-            data = data.astype(_NUMERIC_CLASSES[cls])
-        return _native(data)
+            raise fail(self.path, f"{where}: unsupported data of dtype {data.dtype}")
+        if cls is not None and data.dtype != NUMERIC_CLASSES[cls]:
+            data = data.astype(NUMERIC_CLASSES[cls])
+        return native(data)
 
     @staticmethod
     def _read_chars(data: np.ndarray) -> str | list[str] | np.ndarray:
@@ -237,9 +237,9 @@ class _H5Reader:
             return MatStruct(_field_names(obj) or (), dims)
         if cls == "logical":
             return np.zeros(dims, dtype=bool)
-        if cls in _NUMERIC_CLASSES:
-            return np.zeros(dims, dtype=_NUMERIC_CLASSES[cls])
-        raise _fail(self.path, f"{where}: empty value of unsupported class {cls}")
+        if cls in NUMERIC_CLASSES:
+            return np.zeros(dims, dtype=NUMERIC_CLASSES[cls])
+        raise fail(self.path, f"{where}: empty value of unsupported class {cls}")
 
     def _read_struct_group(self, group: Any, where: str) -> MatStruct:
         import h5py
@@ -250,7 +250,7 @@ class _H5Reader:
         members = {}
         for field in fields:
             if field not in group:
-                raise _fail(self.path, f"{where}: struct field {field!r} is listed in "
+                raise fail(self.path, f"{where}: struct field {field!r} is listed in "
                                        f"MATLAB_fields but missing")
             members[field] = group[field]
         # A struct array: one reference dataset per field, with no MATLAB_class of its own.
@@ -265,7 +265,7 @@ class _H5Reader:
         refs = {f: _matlab_shape(m[()]) for f, m in members.items()}
         shape = next(iter(refs.values())).shape
         if any(r.shape != shape for r in refs.values()):
-            raise _fail(self.path, f"{where}: struct array fields have different sizes")
+            raise fail(self.path, f"{where}: struct array fields have different sizes")
         flat = {f: r.ravel(order="F") for f, r in refs.items()}
         elements = [
             {f: self._deref(flat[f][k], f"{where}({k + 1}).{f}") for f in fields}

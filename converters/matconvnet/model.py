@@ -30,20 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .matconvnet_layout import (
-    MCNLayer,
-    MCNModel,
-    MCNParam,
-    _canon_dict,
-    _canonical,
-    _column,
-    _describe,
-    _four_d,
-    _holds_layers,
-    _Parts,
-)
-from .matconvnet_simplenn import SimpleNNLayout
-from .matfile import (
+from ..matfile import (
     MatCell,
     MatFormatError,
     MatStruct,
@@ -52,6 +39,19 @@ from .matfile import (
     mat_version,
     to_python,
 )
+from .layout import (
+    MCNLayer,
+    MCNModel,
+    MCNParam,
+    Parts,
+    canon_dict,
+    canonical,
+    column,
+    describe,
+    four_d,
+    holds_layers,
+)
+from .simplenn import SimpleNNLayout
 
 __all__ = ["MCNParam", "MCNLayer", "MCNModel", "read_matconvnet", "build_model"]
 
@@ -73,7 +73,7 @@ def read_matconvnet(path: str | os.PathLike[str]) -> MCNModel:
     names = None
     if "layers" in variables:
         variables = {k: v for k, v in variables.items() if k in _NETWORK_VARIABLES}
-    elif _holds_layers(variables.get("net")):
+    elif holds_layers(variables.get("net")):
         variables = {k: v for k, v in variables.items() if k in ("net", "stats")}
     else:  # look elsewhere
         names = mat_variables(path)
@@ -117,8 +117,8 @@ class _Builder(SimpleNNLayout):
         top = self.vars_in_file
         if "layers" in top:
             return top, "", ""
-        candidates = ["net"] if _holds_layers(top.get("net")) else [
-            name for name, value in top.items() if _holds_layers(value)
+        candidates = ["net"] if holds_layers(top.get("net")) else [
+            name for name, value in top.items() if holds_layers(value)
         ]
         if len(candidates) == 1:
             name = candidates[0]
@@ -155,7 +155,7 @@ class _Builder(SimpleNNLayout):
         value = element[key]
         if not isinstance(value, str) or not value:
             raise self.fail(f"{where}.{key} should be a non-empty string, got "
-                            f"{_describe(value)}")
+                            f"{describe(value)}")
         return value
 
     def _names(self, element: dict[str, Any], key: str, where: str) -> list[str]:
@@ -170,11 +170,11 @@ class _Builder(SimpleNNLayout):
             if all(isinstance(s, str) and s for s in items):
                 return items
         raise self.fail(f"{where}.{key} should be a cell array of names, got "
-                        f"{_describe(value)}")
+                        f"{describe(value)}")
 
     # -- DagNN -------------------------------------------------------------------------------
 
-    def _dagnn(self, root: dict[str, Any], prefix: str) -> _Parts:
+    def _dagnn(self, root: dict[str, Any], prefix: str) -> Parts:
         params = self._dagnn_params(root.get("params"), prefix)
         layers: list[MCNLayer] = []
         seen: set[str] = set()
@@ -213,7 +213,7 @@ class _Builder(SimpleNNLayout):
             return value
         if isinstance(value, np.ndarray | MatCell) and value.size == 0:
             return MatStruct((), (0, 0))
-        raise self.fail(f"{where} should be a struct array, got {_describe(value)}")
+        raise self.fail(f"{where} should be a struct array, got {describe(value)}")
 
     def _dagnn_params(self, value: Any, prefix: str) -> dict[str, tuple[np.ndarray, float, float]]:
         """name -> (value, learningRate, weightDecay); a repeated name keeps the last entry,
@@ -230,7 +230,7 @@ class _Builder(SimpleNNLayout):
             array = element["value"]
             if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
                 raise self.fail(f"{where}.value should be a numeric array, got "
-                                f"{_describe(array)}")
+                                f"{describe(array)}")
             out[name] = (array, self._rate(element, "learningRate", where),
                          self._rate(element, "weightDecay", where))
         return out
@@ -241,15 +241,15 @@ class _Builder(SimpleNNLayout):
             return 1.0
         if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "biuf":
             return float(value.ravel()[0])
-        raise self.fail(f"{where}.{key} should be a number, got {_describe(value)}")
+        raise self.fail(f"{where}.{key} should be a number, got {describe(value)}")
 
     def _block(self, value: Any, where: str) -> dict[str, Any]:
         if value is None or (isinstance(value, np.ndarray) and value.size == 0):
             return {}  # import-caffe.py writes Sum/SoftMax blocks as a 0x0 double
         if not isinstance(value, MatStruct) or value.size != 1:
-            raise self.fail(f"{where}.block should be a 1x1 struct, got {_describe(value)}")
+            raise self.fail(f"{where}.block should be a 1x1 struct, got {describe(value)}")
         try:
-            return _canon_dict({k: to_python(v) for k, v in value.scalar().items()})
+            return canon_dict({k: to_python(v) for k, v in value.scalar().items()})
         except ValueError as exc:
             raise self.fail(f"{where}.block.{exc}") from None
 
@@ -270,9 +270,9 @@ class _Builder(SimpleNNLayout):
         done: set[str] = set()
         for layer in layers:
             if layer.type in ("dagnn.Conv", "dagnn.ConvTranspose"):
-                roles = [_four_d, _column]
+                roles = [four_d, column]
             elif layer.type == "dagnn.BatchNorm":
-                roles = [_column, _column]
+                roles = [column, column]
             else:
                 continue
             for pname, role in zip(layer.params, roles, strict=False):
@@ -287,7 +287,7 @@ class _Builder(SimpleNNLayout):
             return []
         if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
             return [float(v) for v in value.ravel(order="F")]
-        raise self.fail(f"{where}.{key} should be numeric, got {_describe(value)}")
+        raise self.fail(f"{where}.{key} should be numeric, got {describe(value)}")
 
     # -- meta and stats -------------------------------------------------------------------
 
@@ -295,20 +295,20 @@ class _Builder(SimpleNNLayout):
         if value is None or (isinstance(value, np.ndarray | MatCell) and value.size == 0):
             return {}
         if not isinstance(value, MatStruct) or value.size != 1:
-            raise self.fail(f"{where} should be a 1x1 struct, got {_describe(value)}")
+            raise self.fail(f"{where} should be a 1x1 struct, got {describe(value)}")
         raw = value.scalar()
         meta = {k: to_python(v) for k, v in raw.items()}
         norm = raw.get("normalization")
         if isinstance(norm, MatStruct) and norm.size == 1:
             fields = norm.scalar()
-            out = {k: _canonical(k, to_python(v)) for k, v in fields.items()}
+            out = {k: canonical(k, to_python(v)) for k, v in fields.items()}
             if "averageImage" in fields:
                 out["averageImage"] = self._average_image(fields["averageImage"],
                                                           f"{where}.normalization")
             meta["normalization"] = out
         if "inputs" in meta and meta["inputs"] is not None:
             inputs = meta["inputs"] if isinstance(meta["inputs"], list) else [meta["inputs"]]
-            meta["inputs"] = [_canon_dict(i) if isinstance(i, dict) else i for i in inputs]
+            meta["inputs"] = [canon_dict(i) if isinstance(i, dict) else i for i in inputs]
         classes = meta.get("classes")
         if isinstance(classes, dict):
             for key in ("name", "description"):
@@ -319,7 +319,7 @@ class _Builder(SimpleNNLayout):
     def _average_image(self, value: Any, where: str) -> np.ndarray | None:
         """The mean to subtract: 1x1x3 (a 3-vector is reshaped) or HxWx3, as stored."""
         if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
-            raise self.fail(f"{where}.averageImage should be numeric, got {_describe(value)}")
+            raise self.fail(f"{where}.averageImage should be numeric, got {describe(value)}")
         if value.size == 0:
             return None
         if value.size == 3 and value.ndim <= 2:

@@ -2,7 +2,7 @@
 
 scipy's level-5 reader is C code that a damaged file can crash (SIGSEGV), taking the whole
 converter with it, which no ``except`` turns into one line. Where ``fork`` exists the file
-is read (and turned into :mod:`~porting.converters.matfile`'s representation) in a child.
+is read (and turned into :mod:`~porting.converters.matfile.values`) in a child.
 The child sends back the value's structure as plain containers (tuples, lists, dicts, str
 and numbers: unpickled with no class allowed at all) and every array's bytes written once
 into a shared-memory file that the parent maps, so the arrays arrive as views of it: no copy
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .matfile import MatCell, MatFormatError, MatStruct, _fail
+from .values import MatCell, MatFormatError, MatStruct, fail
 
 #: Shared memory allocated ahead (up to the file's size) while the child reads.
 _PREALLOCATE = 1 << 30
@@ -68,11 +68,11 @@ def run_isolated(read: Callable[[], dict[str, Any]], path: str | os.PathLike[str
                 return _receive(payload[1:], shared)
             except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError,
                     IndexError, struct.error, OSError) as exc:
-                raise _fail(path, f"the MAT v5 reader's result was refused ({exc})") from None
+                raise fail(path, f"the MAT v5 reader's result was refused ({exc})") from None
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status) or not payload:
             how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else "no result"
-            raise _fail(path, f"corrupt MAT-file (the MAT v5 reader crashed on it: {how})")
+            raise fail(path, f"corrupt MAT-file (the MAT v5 reader crashed on it: {how})")
         raise MatFormatError(payload[1:].decode("utf-8", "replace"))
     finally:
         if status is None:

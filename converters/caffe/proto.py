@@ -11,7 +11,7 @@ Field numbers, types and defaults follow BVLC ``src/caffe/proto/caffe.proto`` (m
 which adds ``PoolingParameter.round_mode = 13``), plus ``ReidDataParameter`` from
 D-X-Y/caffe-reid (``LayerParameter.reid_data_param = 200``). Fields not declared here
 are not lost: binary parsing keeps them as unknown fields, and text parsing reports them
-(see ``converters.caffe_reader``).
+(see ``porting.converters.caffe.reader``).
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from .arch import assign, close, source_names
-from .caffe_reader import CaffeNet
-from .common import GraphBuilder
+from ..arch import assign, close, source_names
+from ..common import GraphBuilder
+from .reader import CaffeNet
 
 
 class _NoMatch(Exception):

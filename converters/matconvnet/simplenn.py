@@ -8,19 +8,19 @@ from typing import Any
 
 import numpy as np
 
-from .matconvnet_layout import (
-    _SIMPLENN_DEFAULTS,
-    _SIMPLENN_TYPES,
+from ..matfile import MatCell, MatFormatError, MatStruct, to_python
+from .layout import (
+    SIMPLENN_DEFAULTS,
+    SIMPLENN_TYPES,
     MCNLayer,
     MCNParam,
-    _canon_dict,
-    _column,
-    _describe,
-    _four_d,
-    _new_name,
-    _Parts,
+    Parts,
+    canon_dict,
+    column,
+    describe,
+    four_d,
+    new_name,
 )
-from .matfile import MatCell, MatFormatError, MatStruct, to_python
 
 
 class SimpleNNLayout:
@@ -28,7 +28,7 @@ class SimpleNNLayout:
     ``_vector`` come from the reader)."""
 
 
-    def _simplenn(self, root: dict[str, Any], prefix: str) -> tuple[_Parts, bool]:
+    def _simplenn(self, root: dict[str, Any], prefix: str) -> tuple[Parts, bool]:
         cells = root["layers"].tolist_matlab()
         legacy = "meta" not in root and ("normalization" in root or "classes" in root)
         layers: list[MCNLayer] = []
@@ -38,14 +38,14 @@ class SimpleNNLayout:
         for i, cell in enumerate(cells, start=1):
             where = f"{prefix}layers{{{i}}}"
             if not isinstance(cell, MatStruct) or cell.size != 1:
-                raise self.fail(f"{where} should be a 1x1 struct, got {_describe(cell)}")
+                raise self.fail(f"{where} should be a 1x1 struct, got {describe(cell)}")
             element = cell.scalar()
             kind = self._str(element, "type", where)
             name = element.get("name", "")
             if isinstance(name, np.ndarray) and name.size == 0:
                 name = ""
             if not isinstance(name, str):
-                raise self.fail(f"{where}.name should be a string, got {_describe(name)}")
+                raise self.fail(f"{where}.name should be a string, got {describe(name)}")
             name = name or f"layer{i}"  # fromSimpleNN's name for an unnamed layer
             where = f"layer {name!r} ({where})"
             if any(la.name == name for la in layers):
@@ -59,11 +59,11 @@ class SimpleNNLayout:
                 raise self.fail(f"{where}: field {exc}") from None
             inputs = [previous]
             if kind == "softmaxloss":
-                inputs.append(_new_name(vars_, "label"))
+                inputs.append(new_name(vars_, "label"))
             for p in layer_params:
                 params[p.name] = p
             layers.append(MCNLayer(
-                name=name, type=_SIMPLENN_TYPES.get(kind, f"simplenn.{kind}"), inputs=inputs,
+                name=name, type=SIMPLENN_TYPES.get(kind, f"simplenn.{kind}"), inputs=inputs,
                 outputs=[name], params=[p.name for p in layer_params], block=block,
             ))
             for v in inputs + [name]:
@@ -85,7 +85,7 @@ class SimpleNNLayout:
                 return weights.tolist_matlab()
             if isinstance(weights, np.ndarray) and weights.size == 0:
                 return []
-            raise self.fail(f"{where}.weights should be a cell array, got {_describe(weights)}")
+            raise self.fail(f"{where}.weights should be a cell array, got {describe(weights)}")
         if "filters" in element:  # pre-beta17 names, as vl_simplenn_tidy maps them
             return [element["filters"], element.get("biases", np.zeros((0, 0)))]
         return []
@@ -93,7 +93,7 @@ class SimpleNNLayout:
     def _simplenn_layer(
         self, kind: str, name: str, element: dict[str, Any], where: str
     ) -> tuple[list[MCNParam], dict[str, Any]]:
-        settings = dict(_SIMPLENN_DEFAULTS.get(kind, {}))
+        settings = dict(SIMPLENN_DEFAULTS.get(kind, {}))
         settings.update({k: to_python(v) for k, v in element.items()
                          if k not in ("name", "type", "weights", "filters", "biases",
                                       "learningRate", "weightDecay", "precious")})
@@ -101,7 +101,7 @@ class SimpleNNLayout:
         for k, w in enumerate(weights):
             if not isinstance(w, np.ndarray) or w.dtype.kind not in "biuf":
                 raise self.fail(f"{where}.weights{{{k + 1}}} should be a numeric array, got "
-                                f"{_describe(w)}")
+                                f"{describe(w)}")
         rates = self._vector(element, "learningRate", where)
         decays = self._vector(element, "weightDecay", where)
 
@@ -113,41 +113,41 @@ class SimpleNNLayout:
         if kind in ("conv", "convt"):
             if not weights or weights[0].size == 0:
                 raise self.fail(f"{where}: {kind} layer without filters")
-            filters = _four_d(weights[0])
+            filters = four_d(weights[0])
             bias = weights[1] if len(weights) > 1 else np.zeros((0, 0), np.float32)
             has_bias = bias.size > 0
             params = [param("f", 0, filters)]
             if has_bias:
-                params.append(param("b", 1, _column(bias)))
+                params.append(param("b", 1, column(bias)))
             block: dict[str, Any] = {"size": list(filters.shape), "hasBias": has_bias}
             keys = ("pad", "stride", "dilate", "opts") if kind == "conv" else (
                 "upsample", "crop", "numGroups", "opts")
             block.update({k: settings[k] for k in keys if k in settings})
-            return params, _canon_dict(block)
+            return params, canon_dict(block)
         if kind == "bnorm":
             if len(weights) < 2:
                 raise self.fail(f"{where}: bnorm layer needs weights {{mult, bias}}")
-            mult, bias = _column(weights[0]), _column(weights[1])
+            mult, bias = column(weights[0]), column(weights[1])
             # vl_simplenn_tidy's fill-in for BatchNorm layers saved without moments
             moments = weights[2] if len(weights) > 2 else np.zeros((mult.size, 2), np.float32)
             params = [param("m", 0, mult), param("b", 1, bias),
                       param("x", 2, moments, decay=0.0 if decays else None)]
-            return params, _canon_dict({k: settings[k] for k in ("epsilon",) if k in settings})
+            return params, canon_dict({k: settings[k] for k in ("epsilon",) if k in settings})
         if kind == "pool":
             if "pool" not in settings:
                 raise self.fail(f"{where}: pool layer without field 'pool'")
             block = {"method": settings["method"], "poolSize": settings["pool"],
                      "pad": settings["pad"], "stride": settings["stride"],
                      "opts": settings["opts"]}
-            return [], _canon_dict(block)
+            return [], canon_dict(block)
         if kind in ("normalize", "lrn"):
-            return [], _canon_dict({"param": settings["param"]})
+            return [], canon_dict({"param": settings["param"]})
         if kind == "dropout":
-            return [], _canon_dict({"rate": settings["rate"]})
+            return [], canon_dict({"rate": settings["rate"]})
         if kind == "relu":
-            return [], _canon_dict({"leak": settings["leak"]})
+            return [], canon_dict({"leak": settings["leak"]})
         if kind == "softmaxloss":
             return [], {"loss": "softmaxlog"}
         if kind in ("sigmoid", "softmax"):
             return [], {}
-        return [], _canon_dict(settings)  # unknown type: kept for the converter to judge
+        return [], canon_dict(settings)  # unknown type: kept for the converter to judge

@@ -1,6 +1,6 @@
 """What every MatConvNet layout is read into: :class:`MCNModel` (layers, params, vars, meta)
 and the canonical forms of ``dagnn.*`` block properties, shared by the DagNN and SimpleNN
-readers of :mod:`~porting.converters.matconvnet_model`."""
+readers of :mod:`~porting.converters.matconvnet.model`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .matfile import MatCell, MatStruct
+from ..matfile import MatCell, MatStruct
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ _INT_LISTS = {"size", "imageSize", "border"}
 _INT_SCALARS = {"numGroups", "numChannels", "dim", "numInputs"}
 _BOOLS = {"hasBias", "useShortCircuit", "frozen", "precious", "keepAspect"}
 _FLOATS = {"leak", "rate", "epsilon"}
-_SIMPLENN_TYPES = {
+SIMPLENN_TYPES = {
     "conv": "dagnn.Conv",
     "convt": "dagnn.ConvTranspose",
     "pool": "dagnn.Pooling",
@@ -83,7 +83,7 @@ _SIMPLENN_TYPES = {
     "bnorm": "dagnn.BatchNorm",
 }
 # vl_simplenn_tidy's defaults for fields an old SimpleNN layer may lack.
-_SIMPLENN_DEFAULTS: dict[str, dict[str, Any]] = {
+SIMPLENN_DEFAULTS: dict[str, dict[str, Any]] = {
     "conv": {"pad": 0.0, "stride": 1.0, "dilate": 1.0, "opts": []},
     "convt": {"crop": 0.0, "upsample": 1.0, "numGroups": 1.0, "opts": []},
     "pool": {"method": "max", "pad": 0.0, "stride": 1.0, "opts": []},
@@ -101,7 +101,7 @@ def _as_int(x: Any) -> Any:
     return x
 
 
-def _canonical(key: str, value: Any) -> Any:
+def canonical(key: str, value: Any) -> Any:
     """Canonical Python form of a known block/meta setting (others unchanged)."""
     if key in _EXPAND and value is not None and not isinstance(value, np.ndarray):
         # (a matrix stays as it is, for the converter to refuse by its size)
@@ -124,14 +124,14 @@ def _canonical(key: str, value: Any) -> Any:
     return value
 
 
-def _column(value: np.ndarray) -> np.ndarray:
+def column(value: np.ndarray) -> np.ndarray:
     """A 1xK or Kx1 vector as a Kx1 column (a view)."""
     if value.ndim == 2 and value.shape[0] == 1 and value.shape[1] != 1:
         return value.reshape((value.shape[1], 1), order="F")
     return value
 
 
-def _four_d(value: np.ndarray) -> np.ndarray:
+def four_d(value: np.ndarray) -> np.ndarray:
     """Restore the trailing singleton dims MATLAB drops from an HxWxCxK filter (a view)."""
     if 0 < value.ndim < 4:
         return value.reshape(value.shape + (1,) * (4 - value.ndim), order="F")
@@ -139,25 +139,25 @@ def _four_d(value: np.ndarray) -> np.ndarray:
 
 
 # layers, params, vars, meta
-_Parts = tuple[list[MCNLayer], dict[str, MCNParam], list[str], dict[str, Any]]
+Parts = tuple[list[MCNLayer], dict[str, MCNParam], list[str], dict[str, Any]]
 
 
-def _holds_layers(value: Any) -> bool:
+def holds_layers(value: Any) -> bool:
     """Whether ``value`` is a 1x1 struct with a ``layers`` field (a saved network)."""
     return isinstance(value, MatStruct) and value.size == 1 and "layers" in value.fields
 
 
-def _canon_dict(values: dict[str, Any]) -> dict[str, Any]:
+def canon_dict(values: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in values.items():
         try:
-            out[k] = _canonical(k, v)
+            out[k] = canonical(k, v)
         except (ValueError, TypeError, OverflowError) as exc:  # e.g. a string in a numeric cell
-            raise ValueError(f"{k} {_describe(v)}: {exc}") from None
+            raise ValueError(f"{k} {describe(v)}: {exc}") from None
     return out
 
 
-def _new_name(existing: list[str], prefix: str) -> str:
+def new_name(existing: list[str], prefix: str) -> str:
     """``prefix``, then ``prefix1``, ``prefix2``... (fromSimpleNN's getNewVarName)."""
     name, t = prefix, 0
     while name in existing:
@@ -166,7 +166,7 @@ def _new_name(existing: list[str], prefix: str) -> str:
     return name
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     """Short description of a MATLAB value for error messages."""
     if isinstance(value, MatStruct):
         return f"a {'x'.join(map(str, value.shape))} struct"

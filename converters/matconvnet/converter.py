@@ -1,7 +1,8 @@
 """``convert-matconvnet model.mat -o model.pth``.
 
 Reads DagNN (top level or under ``net`` as cnn_train_dag saves it), the importer's layout and
-SimpleNN, MAT v5/v7 or v7.3, and builds a graph with MatConvNet's exact semantics. Var names
+SimpleNN, MAT v5/v7 or v7.3, and builds a graph with MatConvNet's exact semantics: each
+``dagnn.*`` class is one unit of :mod:`.layers` whose ``build`` adds its graph layers. Var names
 are MatConvNet's (``conv1x``, ``res4fx``, ``pool5``...), parameter names too
 (``conv1_filter``); a parameter listed by several layers (the two streams of the paper's
 network) is ONE tensor.
@@ -19,215 +20,26 @@ import numpy as np
 
 from porting.cli import HelpFormatter, examples_epilog
 
-from . import common
-from .common import (
-    ConversionError,
+from .. import common
+from ..common import (
     GraphBuilder,
-    Registry,
     add_input_limits,
     run_cli,
     sha256_soon,
     summary_table,
     write_checkpoint,
 )
-from .limits import DEFAULT_MAX_MEMORY_GB
-from .matconvnet_model import MCNLayer, MCNModel, read_matconvnet
-from .matconvnet_spec import check_model, nonfinite_note
-
-LAYERS = Registry("matconvnet")
-
-# MATLAB H x W x C x N dimension (1-based) -> PyTorch N x C x H x W axis.
-MATLAB_DIM = {1: 2, 2: 3, 3: 1, 4: 0}
-
-
-class Ctx:
-    def __init__(self, model: MCNModel) -> None:
-        self.model = model
-        self.source = model.source_path
-        self.b = GraphBuilder("matconvnet", self.source)
-
-    def err(self, layer: MCNLayer, msg: str) -> ConversionError:
-        return ConversionError(f"{self.source}: layer {layer.name!r} ({layer.type}): {msg}")
-
-    def value(self, layer: MCNLayer, i: int, what: str) -> np.ndarray:
-        if i >= len(layer.params):
-            raise self.err(layer, f"needs a {what} parameter (params has {len(layer.params)})")
-        name = layer.params[i]
-        if name not in self.model.params:
-            raise self.err(layer, f"parameter {name!r} ({what}) is not in the file")
-        return np.asarray(self.model.params[name].value, dtype=np.float32)
-
-    def param(self, layer: MCNLayer, i: int, array: np.ndarray) -> str:
-        return self.b.param(layer.params[i], array, layer.name)
-
-    def add(self, layer: MCNLayer, op: str, attrs: dict[str, Any] | None = None,
-            params: dict[str, str] | None = None) -> None:
-        self.b.add(layer.name, layer.type, op, layer.inputs, layer.outputs, attrs, params)
-
-
-def _flat_ints(v: Any) -> list[int]:
-    """The integers the spec check accepted (a scalar, a list, 1-element arrays), flat."""
-    items = list(v) if isinstance(v, list | tuple) else np.asarray(v).reshape(-1).tolist()
-    return [int(np.asarray(x).reshape(-1)[0]) for x in items]
-
-
-def _pair(v: Any, default: int) -> list[int]:
-    if v is None:
-        return [default, default]
-    v = _flat_ints(v)
-    return v * 2 if len(v) == 1 else v[:2]
-
-
-def _pad4(v: Any) -> list[int]:
-    if v is None:
-        return [0, 0, 0, 0]
-    v = _flat_ints(v)
-    if len(v) == 1:
-        return v * 4
-    if len(v) == 4:
-        return v
-    raise ValueError(f"pad must have 1 or 4 values, got {v}")
-
-
-@LAYERS.register("dagnn.Conv")
-def _conv(layer: MCNLayer, ctx: Ctx) -> None:
-    f = ctx.value(layer, 0, "filter")
-    f = f.reshape(f.shape + (1,) * (4 - f.ndim))
-    size = layer.block.get("size")
-    if size is not None and len(size) == 4 and list(f.shape) != [int(s) for s in size]:
-        raise ctx.err(layer, f"filter {layer.params[0]!r} has size {list(f.shape)} but the "
-                             f"layer's block.size is {list(size)}")
-    params = {"weight": ctx.param(layer, 0, f.transpose(3, 2, 0, 1))}
-    has_bias = layer.block.get("hasBias", len(layer.params) > 1)
-    if has_bias:
-        bias = ctx.value(layer, 1, "bias")
-        if bias.size != f.shape[3]:
-            raise ctx.err(layer, f"bias {layer.params[1]!r} has {bias.size} values for "
-                                 f"{f.shape[3]} filters")
-        params["bias"] = ctx.param(layer, 1, bias.reshape(-1))
-    try:
-        attrs = {"pad": _pad4(layer.block.get("pad")),
-                 "stride": _pair(layer.block.get("stride"), 1),
-                 "dilation": _pair(layer.block.get("dilate"), 1), "groups": None}
-    except ValueError as exc:
-        raise ctx.err(layer, str(exc)) from None
-    ctx.add(layer, "conv", attrs, params)
-
-
-@LAYERS.register("dagnn.BatchNorm")
-def _bnorm(layer: MCNLayer, ctx: Ctx) -> None:
-    mult, bias = ctx.value(layer, 0, "mult"), ctx.value(layer, 1, "bias")
-    moments = ctx.value(layer, 2, "moments")
-    c = mult.size
-    if bias.size != c or moments.size != 2 * c:
-        raise ctx.err(layer, f"mult/bias/moments sizes {mult.size}/{bias.size}/"
-                             f"{list(moments.shape)} do not describe {c} channels "
-                             "(moments must be C x 2 [mean sigma])")
-    params = {"mult": ctx.param(layer, 0, mult.reshape(-1)),
-              "bias": ctx.param(layer, 1, bias.reshape(-1)),
-              "moments": ctx.param(layer, 2, moments.reshape(c, 2))}
-    ctx.add(layer, "mcn_bn", {"eps": float(layer.block.get("epsilon", 1e-5))}, params)
-
-
-@LAYERS.register("dagnn.ReLU")
-def _relu(layer: MCNLayer, ctx: Ctx) -> None:
-    ctx.add(layer, "relu", {"negative_slope": float(layer.block.get("leak", 0.0) or 0.0)})
-
-
-@LAYERS.register("dagnn.Pooling")
-def _pool(layer: MCNLayer, ctx: Ctx) -> None:
-    method = layer.block.get("method", "max")
-    if method not in ("max", "avg"):
-        raise ctx.err(layer, f"pooling method {method!r} is not max or avg")
-    try:
-        attrs = {"method": method, "pool_size": _pair(layer.block.get("poolSize"), 1),
-                 "stride": _pair(layer.block.get("stride"), 1),
-                 "pad": _pad4(layer.block.get("pad"))}
-    except ValueError as exc:
-        raise ctx.err(layer, str(exc)) from None
-    ctx.add(layer, "mcn_pool", attrs)
-
-
-@LAYERS.register("dagnn.LRN")
-def _lrn(layer: MCNLayer, ctx: Ctx) -> None:
-    param = [float(p) for p in np.atleast_1d(layer.block.get("param", [5, 1, 1e-4, 0.75]))]
-    if len(param) != 4:
-        raise ctx.err(layer, f"param must be [N kappa alpha beta], got {param}")
-    ctx.add(layer, "mcn_lrn", {"param": param})
-
-
-@LAYERS.register("dagnn.Sum")
-def _sum(layer: MCNLayer, ctx: Ctx) -> None:
-    ctx.add(layer, "sum")
-
-
-@LAYERS.register("dagnn.Concat")
-def _concat(layer: MCNLayer, ctx: Ctx) -> None:
-    dim = int(layer.block.get("dim", 3))
-    if dim not in MATLAB_DIM:
-        raise ctx.err(layer, f"Concat dim {dim} is not one of 1..4")
-    ctx.add(layer, "concat", {"axis": MATLAB_DIM[dim]})
-
-
-@LAYERS.register("dagnn.DropOut")
-def _dropout(layer: MCNLayer, ctx: Ctx) -> None:
-    ctx.add(layer, "dropout", {"rate": float(layer.block.get("rate", 0.5))})
-
-
-@LAYERS.register("dagnn.Square")
-def _square(layer: MCNLayer, ctx: Ctx) -> None:
-    """The authors' ``dagnn.Square``: ``(x1 - x2).^2`` of the two streams."""
-    if len(layer.inputs) != 2:
-        raise ctx.err(layer, f"Square takes 2 inputs, got {len(layer.inputs)}")
-    ctx.add(layer, "square_diff")
-
-
-@LAYERS.register("dagnn.SoftMax")
-def _softmax(layer: MCNLayer, ctx: Ctx) -> None:
-    ctx.add(layer, "softmax", {"axis": 1})
-
-
-@LAYERS.register("dagnn.Sigmoid")
-def _sigmoid(layer: MCNLayer, ctx: Ctx) -> None:
-    ctx.add(layer, "sigmoid")
-
-
-@LAYERS.register("dagnn.Scale")
-def _scale(layer: MCNLayer, ctx: Ctx) -> None:
-    w = ctx.value(layer, 0, "scale")
-    w3 = w.reshape(w.shape + (1,) * (3 - w.ndim)) if w.ndim < 3 else w
-    params = {"weight": ctx.param(layer, 0, w3.transpose(2, 0, 1))}
-    if layer.block.get("hasBias", len(layer.params) > 1):
-        b = ctx.value(layer, 1, "bias")
-        b3 = b.reshape(b.shape + (1,) * (3 - b.ndim)) if b.ndim < 3 else b
-        params["bias"] = ctx.param(layer, 1, b3.transpose(2, 0, 1))
-    ctx.add(layer, "scale", {"axis": 1}, params)
-
-
-LOSSES = {"softmaxlog": "softmax_loss", "classerror": "class_error", "topkerror": "topk_error"}
-
-
-@LAYERS.register("dagnn.Loss")
-def _loss(layer: MCNLayer, ctx: Ctx) -> None:
-    kind = layer.block.get("loss", "softmaxlog")
-    if kind not in LOSSES:
-        raise ctx.err(layer, f"loss {kind!r} is not supported; supported: {sorted(LOSSES)}")
-    if len(layer.inputs) != 2:
-        raise ctx.err(layer, "a Loss takes a prediction and a label (instance weights are "
-                             "not supported)")
-    attrs: dict[str, Any] = {"label_offset": 1}  # MatConvNet labels are 1-based
-    if kind == "softmaxlog":
-        attrs["reduction"] = "sum"  # vl_nnloss sums over images and positions
-    if kind == "topkerror":
-        opts = layer.block.get("opts") or []
-        attrs["topk"] = int(opts[opts.index("topK") + 1]) if "topK" in opts else 5
-    ctx.add(layer, LOSSES[kind], attrs)
+from ..limits import DEFAULT_MAX_MEMORY_GB
+from .check import check_model, nonfinite_note
+from .context import Ctx
+from .layers import UNITS
+from .model import MCNModel, read_matconvnet
 
 
 def convert(path: str | os.PathLike, test_head: bool = True, *, allow_nonfinite: bool = False,
             max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
             progress: bool = False) -> tuple[GraphBuilder, MCNModel]:
-    """Build the graph of a MatConvNet model file, once :func:`matconvnet_spec.check_model`
+    """Build the graph of a MatConvNet model file, once :func:`.check.check_model`
     has checked it (block properties, param sizes, inputs/outputs, non-finite params, the
     dry run's memory)."""
     model = read_matconvnet(path)
@@ -244,7 +56,7 @@ def convert(path: str | os.PathLike, test_head: bool = True, *, allow_nonfinite:
                 ctx.b.inputs.append(v)
     with common.layer_progress(len(model.layers), path, progress) as bar:
         for layer in model.layers:
-            LAYERS.get(layer.type, layer.name, ctx.source)(layer, ctx)
+            UNITS.get(layer.type, layer.name, ctx.source).build(layer, ctx)
             bar.update(1)
     names = {v for layer in ctx.b.layers for v in layer["outputs"]}
     if test_head and "pool5" in names and "pool5n" not in names:
@@ -357,7 +169,7 @@ def _main(argv: list[str] | None = None) -> int:
     feature = "pool5" if "pool5" in names else ("fc7" if "fc7" in names else None)
     arch = arch_map = mapping = None
     if args.arch == "auto":
-        from .matconvnet_arch import map_to_canonical
+        from .arch import map_to_canonical
 
         found = map_to_canonical(b, spec)
         if found is not None:

@@ -1,0 +1,91 @@
+"""``Pooling``: semantics in :mod:`porting.layers.pooling_caffe` (CEIL output size, the last
+window clipped to start inside the padded input, AVE divided by the clipped window)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...limits import dims
+from ..context import Ctx
+from ..fields import Geometry, Shape, Where, hw, param
+from ..reader import CaffeLayer
+from ..registry import Unit, register
+
+
+def pool_geometry(layer: CaffeLayer, prototxt: str = "<prototxt>") -> Geometry | None:
+    """The checked geometry of a Pooling layer (``None`` for global pooling)."""
+    w = Where(layer, prototxt, None)
+    p = param(layer, "pooling_param")
+    if p.global_pooling:
+        if p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w"):
+            raise w.field("pooling_param: with global_pooling the kernel size cannot be given")
+        pad = hw(w, p, "pooling_param", "pad", 0, 0)
+        stride = hw(w, p, "pooling_param", "stride", 1, 1)
+        if pad != (0, 0) or stride != (1, 1):
+            raise w.field("pooling_param: with global_pooling only pad 0 and stride 1 are "
+                          f"allowed, got pad {list(pad)} stride {list(stride)}")  # type: ignore
+        return None
+    kernel = hw(w, p, "pooling_param", "kernel", None, 1)
+    if kernel is None:
+        raise w.field("pooling_param has no kernel size (kernel_size or kernel_h/kernel_w)")
+    pad = hw(w, p, "pooling_param", "pad", 0, 0)
+    stride = hw(w, p, "pooling_param", "stride", 1, 1)
+    assert pad is not None and stride is not None
+    for axis, k, q in (("h", kernel[0], pad[0]), ("w", kernel[1], pad[1])):
+        if q >= k:  # Caffe: CHECK_LT(pad_h_, kernel_h_)
+            raise w.field(f"pooling_param: pad ({q}) must be smaller than the kernel ({k}) "
+                          f"along {axis}")
+    return Geometry(kernel, pad, stride)
+
+
+def _pooled(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int:
+    span = size + 2 * pad - kernel
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if pad > 0 and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+@register("Pooling")
+class Pooling(Unit):
+    """Caffe's ``PoolingLayer`` (MAX, AVE; global; round_mode) -> graph op ``caffe_pool``."""
+
+    @staticmethod
+    def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
+        layer = w.layer
+        p = param(layer, "pooling_param")
+        if int(p.pool) not in (0, 1):
+            raise w.field("pooling_param.pool: STOCHASTIC pooling is not supported (it is "
+                          "random at train time and a weighted average at test time in Caffe)")
+        g = pool_geometry(layer, w.prototxt)
+        x = ins[0]
+        if x is None:
+            return [None]
+        if len(x) != 4:
+            raise w.field(f"bottom {layer.bottoms[0]!r} has shape {dims(x)}, Pooling needs "
+                          "N x C x H x W")
+        if g is None:
+            return [(x[0], x[1], 1, 1)]
+        size = []
+        for axis, (s, k, q, st) in enumerate(zip(x[2:], g.kernel, g.pad, g.stride,
+                                                 strict=True)):
+            name = "hw"[axis]
+            if s + 2 * q < k:
+                raise w.field(f"pooling_param: kernel_{name} {k} is larger than the bottom "
+                              f"{s} + 2 x pad {q} along {name} (input {dims(x)})")
+            size.append(_pooled(s, k, st, q, int(p.round_mode) == 0))
+        return [(x[0], x[1], *size)]
+
+    @staticmethod
+    def build(layer: CaffeLayer, ctx: Ctx) -> None:
+        p = param(layer, "pooling_param")
+        method = {0: "max", 1: "ave"}.get(int(p.pool))
+        if method is None:
+            raise ctx.err(layer, "STOCHASTIC pooling is not supported (it is random at train "
+                                 "time and a weighted average at test time in Caffe)")
+        attrs: dict[str, Any] = {"method": method, "global_pooling": bool(p.global_pooling),
+                                 "ceil_mode": int(p.round_mode) == 0}
+        g = pool_geometry(layer, ctx.source)
+        if g is not None:
+            attrs.update(kernel=list(g.kernel), pad=list(g.pad), stride=list(g.stride))
+        ctx.add(layer, "caffe_pool", attrs)
