@@ -48,6 +48,12 @@ DTYPES: dict[str, torch.dtype] = {"F64": torch.float64, "F32": torch.float32,
                                   "I64": torch.int64}
 _TAGS = ("__tensor__", "__tuple__", "__items__", "__float__")
 _MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
+_ALIGN = 64  # bytes: PyTorch's CPU allocator alignment
+
+
+def _dunder(key: str) -> bool:
+    """A key of the tags' form: a dict holding one is stored as ``__items__``."""
+    return key.startswith("__") and key.endswith("__")
 
 
 def is_safetensors_path(path: str | os.PathLike) -> bool:
@@ -110,7 +116,7 @@ class _Encoder:
         if isinstance(v, list):
             return [self.value(x, f"{path}/{i}") for i, x in enumerate(v)]
         if isinstance(v, Mapping):
-            if all(isinstance(k, str) for k in v) and not any(t in v for t in _TAGS):
+            if all(isinstance(k, str) and not _dunder(k) for k in v):
                 return {k: self.value(x, f"{path}/{k}") for k, x in v.items()}
             return {"__items__": [[self.value(k, f"{path}/key"), self.value(x, f"{path}/{k}")]
                                   for k, x in v.items()]}
@@ -177,8 +183,8 @@ class _Decoder:
             return v
         tags = [t for t in _TAGS if t in v]
         if not tags:
-            if any(k.startswith("__") and k.endswith("__") for k in v):
-                bad = next(k for k in v if k.startswith("__") and k.endswith("__"))
+            bad = next((k for k in v if _dunder(k)), None)
+            if bad is not None:
                 raise self.fail(field, f"unknown tag {bad!r}")
             return {k: self.value(x, field) for k, x in v.items()}
         if len(v) != 1:
@@ -219,6 +225,14 @@ def _header(path: str | os.PathLike, f: Any) -> tuple[dict[str, str], list[str]]
     return meta, names
 
 
+def _aligned(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in memory aligned as PyTorch's allocator aligns it (64 bytes). safetensors hands
+    out tensors at the file's byte offsets, and the CPU GEMM kernels take other code paths,
+    with another float32 summation order, on unaligned weights: the outputs would differ from
+    the same checkpoint loaded from a ``.pth`` in the last bits."""
+    return t if t.data_ptr() % _ALIGN == 0 else t.clone(memory_format=torch.contiguous_format)
+
+
 def read_safetensors(path: str | os.PathLike) -> dict[str, Any]:
     """The checkpoint dict stored in a safetensors file, or a one-line
     :class:`CheckpointError`. Headers and dtypes are checked before any tensor is read."""
@@ -237,7 +251,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, Any]:
                         f"{path}: safetensors metadata {key!r} is not JSON ({detail}); refused "
                         "without interpreting it (a checkpoint's metadata is only ever "
                         "JSON, never pickled)") from None
-            tensors = {name: f.get_tensor(name) for name in names}
+            tensors = {name: _aligned(f.get_tensor(name)) for name in names}
     except SafetensorError as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise CheckpointError(f"{path}: not a readable safetensors file ({detail})") from None
