@@ -111,7 +111,9 @@ def _pct(x: float) -> float:
 
 
 def summarize(res: metrics.RankingResult) -> dict[str, float]:
-    """mAP, mINP and rank-1/5/10/20 of one protocol, in percent (NaN when not defined)."""
+    """mAP, mINP and rank-1/5/10/20 of one protocol, in percent (NaN when not defined), over
+    the queries that have a true match in the gallery (:meth:`RankingResult.matched`)."""
+    res = res.matched()
     out = {"mAP": _pct(res.mAP)}
     if res.inp is not None:
         out["mINP"] = _pct(res.mINP)
@@ -128,6 +130,20 @@ class MarketResult:
     curves: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     camera_pairs: CameraPairResult | None = None
+    features: tuple[torch.Tensor, torch.Tensor] | None = None  # (query, gallery), if kept
+
+    def ranked_distances(self, queries: list[int], k: int) -> dict[int, list[float]]:
+        """``sqdist`` of each of ``queries`` to its first ``k`` single-query ranked gallery
+        images (needs ``keep_ranking``): the distances the ranking sorted."""
+        if self.features is None or self.single.ranking is None:
+            raise ValueError("ranked distances need score_market(..., keep_ranking=True)")
+        qf, gf = (x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+                  for x in self.features)
+        out = {}
+        for qi in queries:
+            idx = torch.as_tensor(self.single.ranking[qi, :k], device=gf.device)
+            out[qi] = metrics.sqdist(qf[qi:qi + 1], gf[idx])[0].tolist()
+        return out
 
     @property
     def summary(self) -> dict[str, float]:
@@ -153,11 +169,12 @@ def _multi_query(res: MarketResult, gt_features: torch.Tensor, gf: torch.Tensor,
     for mode in ("max", "avg"):
         mq = metrics.pool_multi_query(gt_features[keep], idx[keep], len(qp), mode)
         r = metrics.evaluate_market_features(mq, gf, qp, gp, qc, gc, rank_size)
-        pooled[mode], feats[mode] = r, mq
+        pooled[mode], feats[mode] = r.matched(), mq
         res.protocols[f"multi-query {mode}"] = summarize(r)
-        res.curves[f"multi-query {mode}"] = r.cmc.tolist()
-        res.extra[f"multi_query_{mode}"] = {"mAP": _pct(r.mAP), "rank1": _pct(r.rank(1)),
-                                            "mINP": _pct(r.mINP), "ap": r.ap.tolist()}
+        res.curves[f"multi-query {mode}"] = r.matched().cmc.tolist()
+        res.extra[f"multi_query_{mode}"] = {"mAP": _pct(r.matched().mAP),
+                                            "rank1": _pct(r.matched().rank(1)),
+                                            "mINP": _pct(r.matched().mINP), "ap": r.ap.tolist()}
     lines = metrics.multi_query_lines(pooled["max"], pooled["avg"])
     for mode, (m, r1) in (("avg", lines.official_avg), ("max", lines.official_max)):
         res.protocols[f"multi-query {mode} (as printed)"] = {"mAP": _pct(m), "rank1": _pct(r1)}
@@ -166,7 +183,7 @@ def _multi_query(res: MarketResult, gt_features: torch.Tensor, gf: torch.Tensor,
     qe = metrics.multi_query_rerank(metrics.sqdist(feats["max"], gf), gf, qp, gp, qc, gc,
                                     rank_size)
     res.protocols["multi-query max + 1-NN QE"] = summarize(qe)
-    res.curves["multi-query max + 1-NN QE"] = qe.cmc.tolist()
+    res.curves["multi-query max + 1-NN QE"] = qe.matched().cmc.tolist()
 
 
 def _re_rank(res: MarketResult, qf: torch.Tensor, gf: torch.Tensor, data: ReIDDataset,
@@ -181,11 +198,12 @@ def _re_rank(res: MarketResult, qf: torch.Tensor, gf: torch.Tensor, data: ReIDDa
     dist = torch.as_tensor(np.asarray(dist), dtype=torch.float32)
     r = metrics.evaluate_market(dist, q.pids, g.pids, q.camids, g.camids, rank_size)
     res.protocols["k-reciprocal re-ranking"] = summarize(r)
-    res.curves["k-reciprocal re-ranking"] = r.cmc.tolist()
+    m = r.matched()
+    res.curves["k-reciprocal re-ranking"] = m.cmc.tolist()
     res.extra["re_rank"] = {"k1": params.k1, "k2": params.k2,
                             "lambda_value": params.lambda_value, "rank_size": rank_size,
-                            "mAP": _pct(r.mAP), "rank1": _pct(r.rank(1)),
-                            "mINP": _pct(r.mINP), "ap": r.ap.tolist(), "cmc": r.cmc.tolist(),
+                            "mAP": _pct(m.mAP), "rank1": _pct(m.rank(1)),
+                            "mINP": _pct(m.mINP), "ap": r.ap.tolist(), "cmc": m.cmc.tolist(),
                             "source": "Zhong, Zheng, Cao, Li, CVPR 2017 (k-reciprocal "
                             "encoding), then the official Market-1501 scoring"}
 
@@ -214,7 +232,8 @@ def score_market(qf: torch.Tensor, gf: torch.Tensor, data: ReIDDataset,
                                                   keep_ranking=keep_ranking,
                                                   on_rows=bar.update)
     res = MarketResult(single, {"single-query": summarize(single)},
-                       {"single-query": single.cmc.tolist()})
+                       {"single-query": single.matched().cmc.tolist()},
+                       features=(qf, gf) if keep_ranking else None)
     if gt_features is not None and data.gt_bbox is not None:
         _multi_query(res, gt_features, gf, data, rank_size)
     if camera_pairs:
@@ -232,7 +251,7 @@ def score_market(qf: torch.Tensor, gf: torch.Tensor, data: ReIDDataset,
         for distance in ("cosine", "euclidean"):
             r = evaluate_dxy(qf, gf, qp, gp, qc, gc, distance)
             res.protocols[f"dxy {distance}"] = summarize(r)
-            res.curves[f"dxy {distance}"] = r.cmc.tolist()
+            res.curves[f"dxy {distance}"] = r.matched().cmc.tolist()
     return res
 
 

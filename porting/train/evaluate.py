@@ -62,7 +62,8 @@ def evaluate_retrieval(model: nn.Module, split: str, data: TrainData, preprocess
         q_p, g_p, q_c, g_c = (np.array(a, dtype=np.int64) for a in (q_p, g_p, q_c, g_c))
         res = evaluate_market_features(qf, gf, q_p, g_p, q_c, g_c,
                                        rank_size=min(2000, len(g_items)))
-        out = {"rank1": res.r1, "mAP": res.mAP_valid, "method":
+        res = res.matched()  # rank-1 and mAP over the same queries: those with a true match
+        out = {"rank1": res.r1, "mAP": res.mAP, "method":
                "porting.validation extract_features + evaluate_market_features "
                "(zzd_evaluation_res_faster.m protocol)"}
     finally:
@@ -75,7 +76,8 @@ def validate_test_split(data: TrainData, checkpoint: Path, out: Path, device: to
                         workers: int, cuhk03_split: int, *, quiet: bool, main: bool
                         ) -> dict[str, Any]:
     """``validate`` itself on a checkpoint just written (the authors' extraction, the official
-    protocol), its JSON kept as ``out``; rank-1 and mAP as fractions."""
+    protocol), its JSON kept as ``out``; rank-1 and mAP as fractions, and under ``report``
+    the text validate printed (the trainer decides whether to show it)."""
     from porting.validation.cli import main as validate
 
     argv = ["--dataset", data.dataset, "--root", data.root, "--checkpoint", str(checkpoint),
@@ -83,15 +85,16 @@ def validate_test_split(data: TrainData, checkpoint: Path, out: Path, device: to
             "--cuhk03-split", str(cuhk03_split)]
     if quiet or not main:
         argv.append("-q")
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
         rc = validate(argv)
     barrier()
     if rc != 0:
         raise RuntimeError(f"validate failed on {checkpoint} (exit {rc})")
     res = json.loads(out.read_text()) if out.is_file() else None
     if res is None:
-        return {"rank1": None, "mAP": None, "method": "validate"}
+        return {"rank1": None, "mAP": None, "method": "validate", "report": text.getvalue()}
     if "results" in res:  # CUHK03: the single-shot protocol (the paper's Table 4)
         res = res["results"]["single-shot"]
     return {"rank1": res["rank1"] / 100.0, "mAP": res["mAP"] / 100.0,
-            "method": f"validate ({out.name})"}
+            "method": f"validate ({out.name})", "report": text.getvalue()}

@@ -137,6 +137,7 @@ class TrainConfig:
     keep_last: int = 0
     log_pairs: bool = False
     quiet: bool = False
+    verbose: bool = False  # validate's full report after every evaluation, not only the last
     losses: str = "I+V"
     verification: str = "softmax"
     contrastive_margin: float = 1.0

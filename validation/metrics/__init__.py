@@ -47,6 +47,7 @@ from .ranking import (
     DEFAULT_CHUNK_BYTES,
     OFFICIAL_RANK_SIZE,
     RankingResult,
+    check_nonempty,
     rank_gallery,
     sqdist,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "Cuhk03SingleShotResult",
     "MultiQueryLines",
     "RankingResult",
+    "check_nonempty",
     "cuhk03_single_shot_gallery",
     "draw_cuhk03_single_shot_picks",
     "evaluate_cuhk03_multishot",

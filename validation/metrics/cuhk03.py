@@ -9,7 +9,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .ranking import Array, RankingResult, _finish, _list_stats, _np, _tensor, _top_set
+from .ranking import (
+    Array,
+    RankingResult,
+    _finish,
+    _list_stats,
+    _np,
+    _tensor,
+    _top_set,
+    check_nonempty,
+)
 
 # --------------------------------------------------------------------------------------------
 # CUHK03, old protocol (cuhk03-prepare-eval/)
@@ -26,6 +35,7 @@ def evaluate_cuhk03_multishot(
     is as long as the larger camera.
     """
     f1, f2 = _tensor(ff1, torch.float32), _tensor(ff2, torch.float32)
+    check_nonempty(f1.shape[0], f2.shape[0])
     l1, l2 = _tensor(label1, torch.int64, f1.device), _tensor(label2, torch.int64, f1.device)
     stats = []
     for fq, lq, fg, lg in ((f1, l1, f2, l2), (f2, l2, f1, l1)):

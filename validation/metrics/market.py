@@ -31,6 +31,7 @@ from .ranking import (
     _sqnorms,
     _tensor,
     _top_set,
+    check_nonempty,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -113,6 +114,7 @@ def evaluate_market(
     ranked indices (e.g. for :mod:`~porting.validation.camera_pairs`).
     """
     d = _tensor(distmat)
+    check_nonempty(*d.shape)
     k = _check_rank_size(rank_size, d.shape[1])
     return _evaluate_ranked_chunks(
         _distmat_chunks(d, k, chunk_bytes),
@@ -154,6 +156,7 @@ def evaluate_market_features(
     """
     q = _tensor(query_features, torch.float32)
     g = _tensor(gallery_features, torch.float32, q.device)  # a float32 memory map: no copy
+    check_nonempty(q.shape[0], g.shape[0])
     k = _check_rank_size(rank_size, g.shape[0])
     return _evaluate_ranked_chunks(
         _reporting(_feature_chunks(q, g, k, chunk_bytes), on_rows),

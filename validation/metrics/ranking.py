@@ -45,6 +45,11 @@ class RankingResult:
     official list stops at ``rank_size``, 2000), the hardest match is never retrieved and INP
     is 0, as a recall the truncated list misses adds nothing to the official AP; with
     ``rank_size=None`` this cannot happen. NaN for a query without good images (0/0).
+
+    ``n_good`` counts each query's good images in the whole gallery. The figures a report
+    shows come from :meth:`matched`: the same result over the queries that have a true match
+    (torchreid's and fast-reid's rule; every query of the published test sets has one, so
+    there it changes nothing).
     """
 
     ap: np.ndarray
@@ -52,11 +57,46 @@ class RankingResult:
     cmc: np.ndarray
     ranking: np.ndarray | None = None
     inp: np.ndarray | None = None
+    n_good: np.ndarray | None = None
+
+    @property
+    def n_query(self) -> int:
+        return len(self.ap)
+
+    @property
+    def has_match(self) -> np.ndarray:
+        """Boolean mask of the queries with at least one good image in the gallery."""
+        if self.n_good is None:
+            raise ValueError("this RankingResult was built without per-query good counts")
+        return np.asarray(self.n_good) > 0
+
+    @property
+    def n_skipped(self) -> int:
+        """Queries without a true match in the gallery (left out by :meth:`matched`)."""
+        return int((~self.has_match).sum())
+
+    def matched(self) -> RankingResult:
+        """This result restricted to the queries that have a true match.
+
+        Their AP, INP and first hits are unchanged; the CMC is averaged over them only, so
+        every figure (mAP, mINP, rank-k) counts the same queries. With no such query the
+        figures are NaN (nothing to score), never a division by zero.
+        """
+        keep = self.has_match
+        if keep.all():
+            return self
+        pick = np.flatnonzero(keep)
+        return RankingResult(
+            ap=self.ap[pick], first_hit=self.first_hit[pick],
+            cmc=_cmc(self.first_hit[pick], len(self.cmc)),
+            ranking=None if self.ranking is None else self.ranking[pick],
+            inp=None if self.inp is None else self.inp[pick], n_good=self.n_good[pick])
 
     @property
     def mAP(self) -> float:
-        """``mean(ap)`` as the official scripts print it (NaN if any query has no good image)."""
-        return float(np.mean(self.ap))
+        """``mean(ap)`` as the official scripts print it (NaN if any query has no good image,
+        or if there is no query)."""
+        return float(np.mean(self.ap)) if len(self.ap) else math.nan
 
     @property
     def mAP_valid(self) -> float:
@@ -67,7 +107,8 @@ class RankingResult:
     @property
     def mINP(self) -> float:
         """``mean(inp)``, a fraction like :attr:`mAP` (NaN if any query has no good image)."""
-        return float(np.mean(self._inp()))
+        inp = self._inp()
+        return float(np.mean(inp)) if len(inp) else math.nan
 
     @property
     def mINP_valid(self) -> float:
@@ -247,6 +288,8 @@ def _stable_order(x: torch.Tensor, k: int, descending: bool) -> torch.Tensor:
 
 
 def _check_rank_size(rank_size: int | None, n_gallery: int) -> int:
+    if n_gallery < 1:
+        raise ValueError("no gallery to rank: the gallery set is empty")
     if rank_size is None:
         return n_gallery
     if not 1 <= rank_size <= n_gallery:
@@ -270,6 +313,7 @@ def _chunk_rows(n_rows: int, n_cols: int, k: int, chunk_bytes: int, n_scores: in
     """Query rows per chunk: ``n_scores`` float32 score rows plus ~40 B per listed entry,
     balanced so that the last chunk is not a sliver (a GEMM of a few rows streams the whole
     gallery for little work)."""
+    check_nonempty(n_rows, n_cols)
     per_row = 4 * n_scores * n_cols + 40 * min(k + 1, n_cols)
     step = max(1, min(n_rows, chunk_bytes // per_row))
     return -(-n_rows // -(-n_rows // step))
@@ -285,6 +329,7 @@ class _ListStats:
     ap: torch.Tensor  # float64 (r,)
     first_hit: torch.Tensor  # int64 (r,)
     inp: torch.Tensor  # float64 (r,)
+    n_good: torch.Tensor  # int64 (r,)
 
 
 def _list_stats(
@@ -350,13 +395,24 @@ def _list_stats(
     r_hard = torch.where(hit, rr, 0.0).amax(1) if n_slots else torch.zeros_like(ap)
     inp = torch.where(found == n_good, n_good.double() / r_hard.clamp(min=1), 0.0)
     inp = torch.where(n_good == 0, math.nan, inp)
-    return _ListStats(ap, first_hit, inp)
+    return _ListStats(ap, first_hit, inp, n_good)
 
 
 def _cmc(first_hit: np.ndarray, length: int) -> np.ndarray:
-    """mean over all queries of the per-query CMC rows ``1[rank >= first_hit]``."""
+    """mean over all queries of the per-query CMC rows ``1[rank >= first_hit]`` (NaN
+    without queries: nothing to average)."""
+    if len(first_hit) == 0:
+        return np.full(length, math.nan)
     counts = np.bincount(first_hit, minlength=length + 1)[1 : length + 1]
     return np.cumsum(counts) / len(first_hit)
+
+
+def check_nonempty(n_query: int, n_gallery: int) -> None:
+    """A ranking needs at least one query and one gallery image (ValueError otherwise)."""
+    if n_query < 1:
+        raise ValueError("no query to score: the query set is empty")
+    if n_gallery < 1:
+        raise ValueError("no gallery to rank: the gallery set is empty")
 
 
 class _Labels:
@@ -433,4 +489,5 @@ def _finish(
         cmc=_cmc(first_hit, length),
         ranking=torch.cat(orders).cpu().numpy() if orders is not None else None,
         inp=torch.cat([s.inp for s in stats]).cpu().numpy(),
+        n_good=torch.cat([s.n_good for s in stats]).cpu().numpy(),
     )
