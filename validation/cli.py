@@ -158,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad-images", action="store_true",
                    help="skip unreadable images (listed in the report) instead of failing")
     p.add_argument("--json", help="write the full results as JSON")
+    p.add_argument("--record", action="store_true",
+                   help="record the scores and the published-figure comparison in the "
+                   "checkpoint (its measurements, which porting.save_pretrained's model card "
+                   "states); the checkpoint is rewritten atomically, in its format, and not "
+                   "when --check fails")
     p.add_argument("--plot", help="write the CMC curves as a PNG")
     p.add_argument("--visrank", type=int, metavar="K",
                    help="write ranked-list PNGs: each query and its top K gallery images "
@@ -206,6 +211,8 @@ def _check_args(args) -> None:
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _check_args(args)
+    if args.record and not args.checkpoint:
+        raise ValueError("--record writes into the checkpoint: give --checkpoint")
     quiet = args.quiet or _rank() != 0
     opts = ExtractOptions(args.batch_size, args.workers, args.device, args.amp, args.cache_dir,
                           args.features_out, progress=not quiet)
@@ -297,6 +304,11 @@ def _main(argv: list[str] | None = None) -> int:
         print(text)
     if args.json:
         write_json(args.json, payload)
+    if args.record and not (args.check and code != 0):  # a failed check writes nothing
+        from .run import record_validation
+
+        key = record_validation(args.checkpoint, payload)
+        print(f"recorded {key} in {args.checkpoint}")
     if args.plot and curves:
         sq = protocols["single-query"]
         name = Path(args.checkpoint or args.features[0]).name

@@ -308,3 +308,33 @@ def timed(fn, *args, **kwargs):
     t = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t
+
+
+#: What ``validate --record`` keeps of its JSON payload (the per-image lists stay out).
+RECORDED = ("dataset", "arch", "model", "recipe", "counts", "published_test_set", "protocols",
+            "published", "units")
+
+
+def record_validation(path: str, payload: dict[str, Any]) -> str:
+    """``validate --record``: this run's protocol scores and its comparison with the published
+    figures, as ``measurements["validate.<dataset>"]`` of the checkpoint (rewritten
+    atomically, in its format), where the model card of ``porting.save_pretrained`` reads
+    them. Non-finite scores are recorded as null (JSON has no NaN). Returns the key."""
+    import math
+
+    from porting.checkpoint import record_measurement
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, (np.generic, np.ndarray, torch.Tensor)):
+            return plain(v.tolist())
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    key = f"validate.{payload['dataset']}"
+    record_measurement(path, key, plain({k: payload.get(k) for k in RECORDED}))
+    return key
