@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from porting.argtypes import positive_float, positive_int
+from porting.boundary import check_output_file, run_cli
 from porting.checkpoint import CheckpointError, load_checkpoint, sha256_file
 from porting.cli import HelpFormatter, examples_epilog
+from porting.export.budget import DEFAULT_MAX_MEMORY_GB, check_bytes, refuse_if_too_big
 from porting.export.nets import build_export, double_export
 from porting.export.parity import TOLERANCE, ParityCheck, ParityError, describe_row
 from porting.export.rewrite import ExportError
@@ -51,17 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(default: the checkpoint's meta.feature_var)")
     p.add_argument("--canonical", action="store_true",
                    help="export the canonical porting.models class instead of the graph")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"),
                    help="input size (default: the checkpoint's preprocessing input_size)")
     p.add_argument("--input", action="append", metavar="FILE",
                    help="check input: .npy/.npz (N,3,H,W) or an image file (preprocessed "
                         "with the checkpoint's preprocessing); twice for --what siamese. "
                         "Default: 2 seeded uniform(-128, 128) batches")
-    p.add_argument("--tolerance", type=float, default=TOLERANCE,
+    p.add_argument("--tolerance", type=positive_float, default=TOLERANCE,
                    help=f"max relative error allowed (default {TOLERANCE:g})")
     p.add_argument("--fp32-only", action="store_true",
                    help="skip the float64 run of the exported graph (the check that it "
                         "computes exactly what the PyTorch model does)")
+    p.add_argument("--max-memory", type=positive_float, default=DEFAULT_MAX_MEMORY_GB,
+                   metavar="GB", help="refuse an input size whose checks are estimated to need "
+                   f"more memory than this (default {DEFAULT_MAX_MEMORY_GB:g} GB)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     return p
 
@@ -75,11 +82,21 @@ def _load_array(path: str, index: int) -> np.ndarray:
                 arrays = [z[k] for k in z.files if not k.startswith("__") and z[k].ndim == 4]
             if not arrays:
                 raise ExportError(f"{path}: no (N, 3, H, W) array in it")
-            return arrays[min(index, len(arrays) - 1)]
-        arr = np.load(path)
-    except (ValueError, OSError) as exc:
+            arr = arrays[min(index, len(arrays) - 1)]
+        else:
+            arr = np.load(path)
+    except ExportError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ExportError(f"{path}: not a readable .npy/.npz array ({exc})") from None
-    return arr[None] if arr.ndim == 3 else arr
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf":
+        raise ExportError(f"{path}: expected a numeric (N, 3, H, W) array")
+    arr = arr[None] if arr.ndim == 3 else arr
+    if arr.size == 0:
+        raise ExportError(f"{path}: the array {arr.shape} holds no image")
+    if not np.isfinite(arr).all():
+        raise ExportError(f"{path}: the array holds NaN or Inf")
+    return arr
 
 
 def _check_inputs(files: Sequence[str], model: nn.Module, n_streams: int, flip_input: bool,
@@ -157,8 +174,10 @@ def run(args: argparse.Namespace) -> int:
         raise ExportError("nothing to do: give --onnx OUT and/or --torchscript OUT")
     if args.onnx and not MIN_OPSET <= args.opset <= max_opset():
         raise ExportError(f"--opset must be in {MIN_OPSET}..{max_opset()}, got {args.opset}")
-    if not args.tolerance > 0:
-        raise ExportError(f"--tolerance must be positive, got {args.tolerance}")
+    for flag, out in (("--onnx", args.onnx), ("--torchscript", args.torchscript)):
+        if out:  # before any compute: the file and its report
+            check_output_file(out, flag)
+            check_output_file(f"{out}.json", flag)
     ckpt = load_checkpoint(args.checkpoint)
     try:
         model = model_from_checkpoint(ckpt, canonical=True if args.canonical else None)
@@ -176,6 +195,10 @@ def run(args: argparse.Namespace) -> int:
     flip_input = args.what == "embed" and _flip_needs_input(model, args.recipe)
     check = _check_inputs(args.input or [], model, n_streams, flip_input, size)
     example = [c[:1].clone() for c in check]
+    refuse_if_too_big(check_bytes(model, args.what, example, int(check[0].shape[0]),
+                                  recipe=args.recipe, feature_var=args.feature_var),
+                      args.max_memory, f"{args.what} at {tuple(example[0].shape[2:])}, "
+                      f"{int(check[0].shape[0])} check images")
     spec = build_export(model, args.what, example, recipe=args.recipe,
                         feature_var=args.feature_var)
     parity = ParityCheck(spec, check, lambda rewrite: double_export(
@@ -220,7 +243,11 @@ def run(args: argparse.Namespace) -> int:
                          **({"onnx": _onnx_version()} if kind == "onnx" else {})},
         }
         text = json.dumps(full, indent=1, sort_keys=True)
-        atomic_write(f"{out}.json", lambda tmp, text=text: Path(tmp).write_text(text + "\n"))
+        try:
+            atomic_write(f"{out}.json", lambda tmp, text=text: Path(tmp).write_text(text + "\n"))
+        except BaseException:  # no export without its report
+            Path(out).unlink(missing_ok=True)
+            raise
         if not args.quiet:
             print(_summary(out, kind, args.what, shapes, report))
     return status
@@ -253,16 +280,12 @@ def _onnx_version() -> str:
     return onnx.__version__
 
 
+def _main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ExportError, CheckpointError) as exc:
-        print(f"export: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"export: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -105,8 +105,12 @@ def export_torchscript(spec: Spec, example: Sequence[torch.Tensor], check: Parit
         got64 = _as_tuple(quietly(lambda: check.spec64.net(*check.check64)))
     report: dict[str, Any] = {}
 
+    buffer = io.BytesIO()  # serialised in memory: a full disk is then an OSError of ours,
+    quietly(lambda: torch.jit.save(traced, buffer, _extra_files=extra or {}))  # not abort()
+    data = buffer.getvalue()
+
     def write(tmp: str) -> None:
-        quietly(lambda: torch.jit.save(traced, tmp, _extra_files=extra or {}))
+        Path(tmp).write_bytes(data)
         loaded = quietly(lambda: torch.jit.load(tmp, map_location="cpu"))
         with torch.jit.optimized_execution(False):  # one run: skip the JIT's fusion passes
             got = _as_tuple(quietly(lambda: loaded(*check.check)))
