@@ -115,3 +115,113 @@ def test_modules_and_classes_stay_small() -> None:
             if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno > CLASS_LINES:
                 big.append(f"{name}.{node.name}: {node.end_lineno - node.lineno} lines")
     assert not big, big
+
+
+def _edges(name: str, path: Path, mods: dict[str, Path]) -> dict[str, list[str]]:
+    """Modules of the package that ``name`` imports ANYWHERE (module level, functions,
+    ``if`` blocks), each with the names it takes from it; ``from pkg import mod`` is an
+    edge to ``pkg.mod``, and a module's own parent packages are not edges."""
+    out: dict[str, list[str]] = {}
+    is_pkg = path.name == "__init__.py"
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.Import):
+            for a in n.names:
+                out.setdefault(a.name, [])
+        elif isinstance(n, ast.ImportFrom):
+            base = n.module or ""
+            if n.level:
+                pkg = name.split(".") if is_pkg else name.split(".")[:-1]
+                pkg = pkg[: len(pkg) - n.level + 1]
+                base = ".".join(pkg + ([base] if base else []))
+            for a in n.names:
+                if f"{base}.{a.name}" in mods:
+                    out.setdefault(f"{base}.{a.name}", [])
+                else:
+                    out.setdefault(base, []).append(a.name)
+    return {m: names for m, names in out.items()
+            if m in mods and m != name and not name.startswith(m + ".")}
+
+
+def test_no_import_cycle_anywhere() -> None:
+    """Also through imports inside functions: a lazy import hides a circle, it does not
+    remove it (the two modules still cannot be understood, or moved, one without the other)."""
+    mods = _modules()
+    graph = {name: set(_edges(name, path, mods)) for name, path in mods.items()}
+    state: dict[str, int] = {}
+    cycles: list[str] = []
+
+    def visit(n: str, stack: list[str]) -> None:
+        state[n] = 1
+        for d in sorted(graph.get(n, ())):
+            if state.get(d) == 1:
+                cycles.append(" -> ".join(stack[stack.index(d):] + [n, d]
+                                          if d in stack else [n, d]))
+            elif not state.get(d):
+                visit(d, stack + [n])
+        state[n] = 2
+
+    for n in sorted(graph):
+        if not state.get(n):
+            visit(n, [])
+    assert not cycles, cycles
+
+
+#: Private names still imported across modules OUTSIDE the converters when this check was
+#: added (porting/layers, porting/inference and validation/ belong to other work): listed
+#: so that no new one appears; remove a name when its owner makes it public.
+_KNOWN: dict[tuple[str, str], str] = {  # (importer, imported module): names
+    ("inference", "layers.batchnorm"):
+        "_FastForm",
+    ("layers.pooling_matconvnet", "layers.pooling_caffe"):
+        "_pair",
+    ("validation.dxy_protocol", "validation.metrics"):
+        "_tensor",
+    ("validation.rerank", "validation.metrics.ranking"):
+        "_sqdist_into _sqnorms _stable_order _tensor",
+    ("validation.camera_pairs", "validation.metrics"):
+        "_Labels _list_stats _tensor",
+    ("validation.metrics.market", "validation.metrics.ranking"):
+        "_Codes _Labels _OUT _check_rank_size _chunk_rows _finish _list_stats _ranked "
+        "_sqdist_into _sqnorms _tensor _top_set",
+    ("validation.metrics.cuhk03", "validation.metrics.ranking"):
+        "_finish _list_stats _np _tensor _top_set",
+    ("validation.metrics", "validation.metrics.ranking"):
+        "_Codes _Labels _OUT _check_rank_size _chunk_rows _cmc _finish _list_stats _np _ranked "
+        "_sqdist_into _sqnorms _stable_order _tensor _top_set",
+    ("validation.datasets.market", "validation.datasets.common"):
+        "_names_excerpt _screen",
+    ("validation.datasets.cuhk03", "validation.datasets.common"):
+        "_int_array _names_excerpt _screen",
+    ("validation.datasets.oxford", "validation.datasets.common"):
+        "_bad_images_error _check_images _names_excerpt",
+}
+KNOWN_PRIVATE_IMPORTS = frozenset(f"porting.{a}: from porting.{b} import {n}"
+                                  for (a, b), names in _KNOWN.items() for n in names.split())
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    """What two modules share is public and lives below both: no ``from m import _name``
+    and no ``m._name`` on an imported module, anywhere in the package."""
+    mods = _modules()
+    wrong = []
+    for name, path in mods.items():
+        edges = _edges(name, path, mods)
+        for module, names in edges.items():
+            wrong += [f"{name}: from {module} import {n}" for n in names
+                      if n.startswith("_") and not n.startswith("__")]
+        aliases = {}
+        for n in ast.walk(ast.parse(path.read_text())):
+            if isinstance(n, ast.ImportFrom | ast.Import):
+                for a in n.names:
+                    aliases[a.asname or a.name.split(".")[0]] = a.name
+        for n in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+                    and n.attr.startswith("_") and not n.attr.startswith("__")
+                    and n.value.id in aliases and any(
+                        m.endswith("." + aliases[n.value.id]) or m == aliases[n.value.id]
+                        for m in edges)):
+                wrong.append(f"{name}: {n.value.id}.{n.attr}")
+    assert not set(wrong) - KNOWN_PRIVATE_IMPORTS, sorted(set(wrong) - KNOWN_PRIVATE_IMPORTS)
+    fixed = KNOWN_PRIVATE_IMPORTS - set(wrong)
+    assert not fixed, f"no longer imported: remove from KNOWN_PRIVATE_IMPORTS: {sorted(fixed)}"
+    assert not [w for w in wrong if w.startswith("porting.converters")]
