@@ -7,8 +7,10 @@ shell builtin or a common Unix tool (``export``, ``compare`` and ``train`` are s
 only). Each verb's ``--help`` ends with the examples of :data:`EXAMPLES`, which the test
 suite runs.
 
-Exit status, the same for every verb: 0 success, 1 a check failed (parity, ``--check``),
-2 bad input or usage.
+Exit status, the same for every verb: 0 success, 1 a check failed (parity, ``--check``, a
+training run whose loss became NaN/Inf), 2 bad input or usage (also a path that cannot be read
+or written, a full disk, a device that is not there), 130 / 143 interrupted by SIGINT /
+SIGTERM (one line each, nothing partial left; :mod:`porting.boundary`).
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def examples_epilog(verb: str) -> str:
     lines = ["examples:"]
     for comment, command in EXAMPLES.get(verb, ()):
         lines += [f"  # {comment}", f"  {command}"]
-    lines += ["", "exit status: 0 success, 1 a check failed, 2 bad input or usage"]
+    lines += ["", "exit status: 0 success, 1 a check failed, 2 bad input or usage, 130/143 "
+              "interrupted (SIGINT/SIGTERM)"]
     return "\n".join(lines)
 
 
@@ -132,9 +135,15 @@ def _version() -> str:
 
 
 def run_verb(verb: str, argv: Sequence[str]) -> int:
-    """``verb``'s ``main(argv)``; its exit status."""
-    main = importlib.import_module(COMMANDS[verb].module).main
-    return int(main(list(argv)) or 0)
+    """``verb``'s ``main(argv)``; its exit status. The shared error boundary
+    (:mod:`porting.boundary`) also covers the verb's import (Ctrl-C while torch loads)."""
+    from porting.boundary import run_cli
+
+    def call(args: list[str] | None) -> int:
+        main = importlib.import_module(COMMANDS[verb].module).main
+        return int(main(list(args or [])) or 0)
+
+    return run_cli(call, list(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
