@@ -24,11 +24,20 @@ def _step(title: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from porting.boundary import run_cli
+
+    return run_cli(_main, argv)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    from porting.boundary import check_output_dir, require_dir
+
     p = argparse.ArgumentParser(prog="python -m porting.demo", description=__doc__)
     p.add_argument("--fixtures", default="tests/fixtures", help="the bundled models and dumps")
     p.add_argument("--out", default="demo_out", help="where the demo writes its files")
     args = p.parse_args(argv)
-    fx, out = Path(args.fixtures), Path(args.out)
+    fx, out = require_dir(args.fixtures, "--fixtures"), Path(args.out)
+    check_output_dir(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
