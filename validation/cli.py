@@ -14,7 +14,21 @@ from typing import Any
 
 import torch
 
-from porting.checkpoint import CheckpointError
+from porting.argtypes import (
+    float_in,
+    int_in,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+)
+from porting.boundary import (
+    check_output_dir,
+    check_output_file,
+    require_dir,
+    require_file,
+    resolve_device,
+    run_cli,
+)
 from porting.recipes import RECIPES
 
 from . import metrics
@@ -103,12 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["paper", "readme", "dxy", "all"], default="all",
                    help="which published figures: the paper's, the authors' README, D-X-Y's "
                    "Caffe README (turns on --dxy), or all (default)")
-    p.add_argument("--tolerance", type=float, default=0.5,
+    p.add_argument("--tolerance", type=nonnegative_float, default=0.5,
                    help="points below a published figure still counted as met (default 0.5)")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when a compared figure is missed by more than --tolerance, "
                    "2 when the data is not a published test set")
-    p.add_argument("--rank-size", type=int, default=metrics.OFFICIAL_RANK_SIZE,
+    p.add_argument("--rank-size", type=nonnegative_int, default=metrics.OFFICIAL_RANK_SIZE,
                    help="official truncation of each ranking (default 2000; 0 = whole gallery)")
     p.add_argument("--distractors",
                    help="Market-1501+500k: 100k, 200k, 500k, all or a count of distractors "
@@ -128,9 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--re-rank", action="store_true",
                    help="also k-reciprocal re-ranking (Zhong et al., CVPR 2017) scored by the "
                    "official protocol")
-    p.add_argument("--re-rank-k1", type=int, default=20, help="re-ranking k1 (default 20)")
-    p.add_argument("--re-rank-k2", type=int, default=6, help="re-ranking k2 (default 6)")
-    p.add_argument("--re-rank-lambda", type=float, default=0.3,
+    p.add_argument("--re-rank-k1", type=positive_int, default=20, help="re-ranking k1 (default 20)")
+    p.add_argument("--re-rank-k2", type=positive_int, default=6, help="re-ranking k2 (default 6)")
+    p.add_argument("--re-rank-lambda", type=float_in(0.0, 1.0), default=0.3,
                    help="re-ranking lambda, weight of the original distance (default 0.3)")
     p.add_argument("--dxy", action="store_true",
                    help="also D-X-Y's evaluation.m (cosine and Euclidean, whole gallery); a "
@@ -138,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "--center_only (recipe caffe-dxy-oversample)")
     p.add_argument("--feature-var", help="graph var used as the feature (default: the "
                    "checkpoint's; Oxford5k: the last convolutional map)")
-    p.add_argument("--cuhk03-split", type=int, default=6,
+    p.add_argument("--cuhk03-split", type=int_in(1, 20), default=6,
                    help="CUHK03 test split, 1-based (default 6, as the authors' prepare_test.m)")
     p.add_argument("--cuhk03-splits", type=int, choices=[1, 20], default=1,
                    help="1: the one --cuhk03-split, as the authors' code (default); 20: the "
@@ -147,9 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CUHK03 boxes (default detected, the paper's)")
     p.add_argument("--seed", type=int, default=0, help="CUHK03 single-shot gallery draws")
     p.add_argument("--device", default="auto", help="auto, cuda or cpu")
-    p.add_argument("--batch-size", type=int, default=64,
+    p.add_argument("--batch-size", type=positive_int, default=64,
                    help="images per forward pass when extracting (default 64)")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes")
+    p.add_argument("--workers", type=nonnegative_int, default=None,
+                   help="DataLoader worker processes")
     p.add_argument("--amp", action="store_true", help="mixed precision (not exact)")
     p.add_argument("--exact", action="store_true", help="extract with the source framework's "
                    "arithmetic bit for bit (default: the fast test-time forms, porting.inference)")
@@ -164,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "states); the checkpoint is rewritten atomically, in its format, and not "
                    "when --check fails")
     p.add_argument("--plot", help="write the CMC curves as a PNG")
-    p.add_argument("--visrank", type=int, metavar="K",
+    p.add_argument("--visrank", type=positive_int, metavar="K",
                    help="write ranked-list PNGs: each query and its top K gallery images "
                    "(green true match, red false, grey junk)")
     p.add_argument("--visrank-queries", metavar="N|IDS",
@@ -206,6 +221,20 @@ def _check_args(args) -> None:
                              f"for --dataset {args.dataset}")
     if args.distractors and args.dataset != "market1501":
         raise ValueError("--distractors: Market-1501+500k only (--dataset market1501)")
+    # The outside world, before any extraction: outputs, the device, the data's folder.
+    check_output_file(args.json, "--json")
+    check_output_file(args.plot, "--plot")
+    if args.visrank is not None:
+        check_output_dir(args.visrank_dir, "--visrank-dir")
+    check_output_dir(args.cache_dir, "--cache-dir")
+    if args.features_out:
+        check_output_file(args.features_out + "_query.npy", "--features-out")
+    args.device = resolve_device(args.device)
+    root = Path(args.root)
+    if args.dataset == "cuhk03":
+        require_file(root, "--root")
+    else:
+        require_dir(root, "--root")
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -367,6 +396,11 @@ def _market(args, loaded, opts: ExtractOptions, rank_size, dxy: bool):
         msg = str(exc).replace("pass distractor_dir", "give --distractor-dir DIR")
         msg = msg.replace("pass distractor_names='any'", "give --distractor-names any")
         raise DatasetError(msg) from None
+    for name, split, folder in (("query", data.query, "query/"),
+                                ("gallery", data.gallery, "bounding_box_test/")):
+        if len(split.pids) == 0:  # before anything is extracted
+            raise DatasetError(f"--root {args.root}: the {name} split ({folder}) holds no "
+                               "image; nothing to rank")
     if args.features:
         from .features import check_features
 
@@ -451,8 +485,4 @@ def _cuhk03(args, loaded, opts: ExtractOptions
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return _main(argv)
-    except (CheckpointError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+    return run_cli(_main, argv)
