@@ -72,14 +72,16 @@ def uniform_scaling_grid_op(x, a, p, training):
 
 
 def rois_from_var(r: torch.Tensor) -> torch.Tensor:
-    """The regions var (``5 x R`` -> (1, 1, 5, R); ``1 x 1 x 5 x R`` -> (R, 5, 1, 1)) as
-    (R, 5) rows ``[image u1 v1 u2 v2]``."""
+    """The regions var (``5 x R`` -> (1, 1, 5, R); ``1 x 1 x 5 x R`` -> (R, 5, 1, 1); a
+    vector in MATLAB's column order) as (R, 5) rows ``[image u1 v1 u2 v2]``."""
     if r.dim() == 4 and r.shape[:2] == (1, 1) and r.shape[2] == 5:
         return r[0, 0].t()
     if r.dim() == 4 and r.shape[1:] == (5, 1, 1):
         return r.reshape(-1, 5)
     if r.dim() == 2 and r.shape[1] == 5:
         return r
+    if r.dim() == 1 and r.numel() % 5 == 0 and r.numel():  # a 5 x K array read as a vector
+        return r.reshape(-1, 5)
     raise GraphError(f"the regions must be a 5 x K array, got a var of shape {tuple(r.shape)}")
 
 
