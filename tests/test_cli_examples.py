@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = {"reid-porting": "porting.cli", "convert-matconvnet": "porting.convert_matconvnet",
            "convert-caffe": "porting.convert_caffe", "validate": "porting.validate"}
 #: Verbs in the order their examples can run (later ones use earlier outputs).
-ORDER = ["convert-matconvnet", "convert-caffe", "convert-checkpoint", "compare", "export",
-         "train", "validate"]
+ORDER = ["make-mini-market", "convert-matconvnet", "convert-caffe", "convert-checkpoint",
+         "compare", "export", "train", "validate"]
 
 
 def _sandbox(path: Path) -> Path:

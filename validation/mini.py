@@ -23,9 +23,12 @@ gives the same bytes.
 
 from __future__ import annotations
 
+import argparse
 import importlib.resources
 import os
+import secrets
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,8 @@ from PIL import Image
 
 from porting.validation.datasets import MARKET_FOLDERS, MARKET_NAME
 
-__all__ = ["SAMPLES_PACKAGE_DIR", "sample_paths", "build_mini_market"]
+__all__ = ["SAMPLES_PACKAGE_DIR", "sample_paths", "build_mini_market", "make_mini_market",
+           "build_parser", "main"]
 
 #: Where the 13 real crops live inside the package.
 SAMPLES_PACKAGE_DIR = "data/market1501_samples"
@@ -169,3 +173,71 @@ def build_mini_market(root: str | os.PathLike[str], n_generated: int = 40, seed:
         cam = 1 + (k // len(train_ids) + slot) % 6  # cameras differ between an id's images
         write("train", namer(tid, cam), _augment(np.ascontiguousarray(src), rng))
     return root
+
+
+def make_mini_market(root: str | os.PathLike[str], n_generated: int = 40, seed: int = 0
+                     ) -> Path:
+    """:func:`build_mini_market` into a NEW folder ``root``, all or nothing: the set is built
+    in a hidden folder next to it and renamed onto ``root`` once complete (removed if the
+    build fails or is interrupted). An existing ``root`` must be an empty folder."""
+    root = Path(root)
+    if root.exists() and not (root.is_dir() and not any(root.iterdir())):
+        kind = "a folder that is not empty" if root.is_dir() else "not a folder"
+        raise FileExistsError(f"{root}: {kind}; give a new folder name")
+    if n_generated < _MIN_GENERATED:
+        raise ValueError(f"--generated must be at least {_MIN_GENERATED}, got {n_generated}")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".{root.name}.{secrets.token_hex(4)}.tmp"
+    os.mkdir(tmp)  # the umask applies, as to any folder the user makes
+    try:
+        build_mini_market(tmp, n_generated=n_generated, seed=seed, exist_ok=True)
+        os.replace(tmp, root)  # onto a missing or empty folder
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from porting.cli import HelpFormatter, examples_epilog
+
+    p = argparse.ArgumentParser(
+        prog="reid-porting make-mini-market", epilog=examples_epilog("make-mini-market"),
+        description="Write a small dataset in Market-1501 layout (query, bounding_box_test, "
+        "bounding_box_train, gt_bbox): the 13 real Market-1501 crops bundled with the package "
+        "plus generated images (augmented copies in other cameras, same-camera junk, 0000 "
+        "distractors, -1 junk boxes, disjoint training identities). The demo, the tests and "
+        "the benchmarks use it; the same seed gives the same bytes.",
+        formatter_class=HelpFormatter)
+    p.add_argument("dir", help="the new dataset folder (must not exist, or be empty)")
+    p.add_argument("--generated", type=int, default=40, metavar="N",
+                   help=f"generated images added to the 13 real ones (at least "
+                   f"{_MIN_GENERATED}; default 40)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    return p
+
+
+def _main(argv: list[str] | None = None) -> int:
+    from porting.boundary import check_output_dir
+
+    args = build_parser().parse_args(argv)
+    check_output_dir(args.dir)
+    root = make_mini_market(args.dir, args.generated, args.seed)
+    if not args.quiet:
+        counts = {name: sum(1 for _ in (root / folder).glob("*.jpg"))
+                  for name, folder in MARKET_FOLDERS.items()}
+        print(f"{root}: " + ", ".join(f"{n} {folder}" for folder, n in counts.items())
+              + " images (Market-1501 layout)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``reid-porting make-mini-market DIR``: exit 0, or 2 with one line."""
+    from porting.boundary import run_cli
+
+    return run_cli(_main, None if argv is None else list(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
