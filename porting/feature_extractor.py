@@ -26,7 +26,7 @@ from torch import nn
 
 from porting.graph import GraphModule
 from porting.inference import set_exact
-from porting.preprocess import Preprocess
+from porting.preprocess import Preprocess, pil_to_rgb
 from porting.recipes import Recipe, get_recipe, l2_normalize, pool_positions
 
 __all__ = ["FeatureExtractor"]
@@ -55,6 +55,9 @@ def _rgb(item: Any, index: int) -> np.ndarray:
     """One image as a uint8 HxWx3 RGB array, or a ValueError/TypeError naming what it is."""
     where = _label(item, index)
     if isinstance(item, (str, os.PathLike)):
+        if os.path.isdir(item):
+            raise ValueError(f"FeatureExtractor: image {where} is a folder, not an image file "
+                             "(pass its images, e.g. sorted(Path(folder).glob('*.jpg')))")
         if not os.path.isfile(item):
             raise FileNotFoundError(f"FeatureExtractor: image {where}: no such file")
         try:
@@ -102,7 +105,7 @@ def _rgb_from_pil(pil: Image.Image, where: str) -> np.ndarray:
         raise ValueError(f"FeatureExtractor: image {where} is a PIL image in mode "
                          f"{pil.mode!r} (more than 8 bits per channel); expected an 8-bit "
                          "RGB or grey image")
-    return np.asarray(pil.convert("RGB"), dtype=np.uint8).copy()
+    return pil_to_rgb(pil, f"FeatureExtractor: image {where}")
 
 
 class FeatureExtractor:

@@ -16,6 +16,7 @@ use another libjpeg build, whose IDCT can differ by a grey level here and there.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,9 @@ __all__ = [
     "DXY_BGR_MEAN",
     "Preprocess",
     "load_rgb",
+    "pil_to_rgb",
+    "image_problem",
+    "IMAGE_POLICY",
     "center_crop",
     "center_crop_offsets",
     "random_crop",
@@ -74,23 +78,65 @@ ImageLike = np.ndarray | Image.Image | str | os.PathLike
 # ---------------------------------------------------------------------------
 
 
+#: What the image files of a data set are taken as, in the sources' terms (said in the
+#: ``validate`` report). The format is recognised by content, not by the file's extension,
+#: as MATLAB's ``imread`` and skimage do (a PNG named ``.jpg`` is read as the PNG it is).
+IMAGE_POLICY = ("format by content (a PNG named .jpg is read as PNG, as imread does); grey "
+                "replicated to RGB (caffe.io.load_image tiles it, the authors' MATLAB code "
+                "subtracts the RGB mean from the grey plane: the same); alpha dropped (imread "
+                "returns it apart); palette images as the colours they show; CMYK, more than "
+                "8 bits per channel and images under 2x2 pixels refused by name")
+_HIGH_DEPTH = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def image_problem(pil: Image.Image) -> str | None:
+    """Why an opened image is refused (:data:`IMAGE_POLICY`), from its header; None if it is
+    read."""
+    if pil.width < 2 or pil.height < 2:
+        return (f"image size {pil.width}x{pil.height} is under 2x2 pixels: not a picture "
+                "to describe")
+    if pil.mode == "CMYK":
+        return ("a CMYK image: MATLAB's imread returns its 4 ink planes and Caffe's loader "
+                "does not convert them; convert it to RGB first")
+    if pil.mode in _HIGH_DEPTH:
+        return (f"mode {pil.mode}, more than 8 bits per channel: the sources read uint8 "
+                "images; convert it to 8-bit RGB first")
+    if pil.mode not in ("RGB", "RGBA", "RGBX", "L", "LA", "1", "P", "PA", "YCbCr"):
+        return f"image mode {pil.mode!r} is not an RGB, grey or palette image"
+    return None
+
+
+def pil_to_rgb(pil: Image.Image, where: str | os.PathLike = "image") -> np.ndarray:
+    """An opened image as uint8 HxWx3 RGB by :data:`IMAGE_POLICY`, or a ValueError naming
+    ``where``."""
+    problem = image_problem(pil)
+    if problem:
+        raise ValueError(f"{where}: {problem}")
+    return np.asarray(pil.convert("RGB"), dtype=np.uint8).copy()
+
+
 def load_rgb(image: ImageLike) -> np.ndarray:
     """Return ``image`` as a uint8 HxWx3 RGB array.
 
     Accepts a uint8 HxWx3 (or HxW grey, replicated to 3 channels) array, a PIL
-    image (converted to RGB) or a path (decoded with Pillow as RGB).
+    image (converted to RGB) or a path (decoded with Pillow by :data:`IMAGE_POLICY`).
     """
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, f"{path}: is a folder, not an image file")
         if not path.is_file():
             raise FileNotFoundError(f"image file not found: {path}")
         try:
             with Image.open(path) as pil:
+                problem = image_problem(pil)
+                if problem:
+                    raise ValueError(problem)
                 return np.asarray(pil.convert("RGB"), dtype=np.uint8).copy()
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise ValueError(f"cannot read image {path}: {exc}") from exc
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+        return pil_to_rgb(image)
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
             raise TypeError(f"image array must be uint8 RGB, got dtype {image.dtype}")

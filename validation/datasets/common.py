@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from porting.preprocess import image_problem
+
 
 class DatasetError(ValueError):
     """A dataset that is not laid out, named or readable as expected; the message names it."""
@@ -217,10 +219,11 @@ def _check_one(path: Path, mode: str) -> str | None:
         if path.stat().st_size == 0:
             return "empty file"
         with Image.open(path) as im:
+            problem = image_problem(im)  # refused by name (porting.preprocess.IMAGE_POLICY)
+            if problem:
+                return problem
             if mode == "decode":
                 im.convert("RGB").load()
-            elif im.width < 1 or im.height < 1:
-                return f"image size {im.width}x{im.height}"
     except FileNotFoundError:
         return "no such file"
     except Exception as exc:  # PIL raises many types for foreign or broken files
