@@ -29,6 +29,7 @@ from porting.boundary import (
     resolve_device,
     run_cli,
 )
+from porting.preprocess import IMAGE_POLICY
 from porting.recipes import RECIPES
 
 from . import metrics
@@ -306,6 +307,10 @@ def _main(argv: list[str] | None = None) -> int:
     info["protocols"] = ", ".join(protocols) + (
         f" (rank lists cut at {rank_size})" if rank_size and "single-query" in protocols
         else "")
+    if loaded is not None:  # how the images were read (porting.preprocess.IMAGE_POLICY)
+        info["images"] = ("by content as MATLAB's imread; grey -> RGB; CMYK, >8-bit, <2x2 "
+                          "refused")
+        payload["image_policy"] = IMAGE_POLICY
     figures = (select(dataset, arch, model, source_prefix=None if args.target == "all"
                       else f"{args.target}/") if arch else [])
     rows = compare_figures(protocols, figures, args.tolerance, split_reason=reason,
