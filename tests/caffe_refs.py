@@ -152,7 +152,7 @@ def max_pool_mask(x, k, s, p):
     if p:
         oh -= (oh - 1) * s >= h + p
         ow -= (ow - 1) * s >= w + p
-    top = np.full((n, c, oh, ow), -np.finfo(np.float32).max)
+    top = np.full((n, c, oh, ow), -float(np.finfo(np.float32).max))
     mask = np.full((n, c, oh, ow), -1.0)
     for i in range(oh):
         for j in range(ow):

@@ -74,11 +74,13 @@ def shuffle_channel(x: torch.Tensor, group: int) -> torch.Tensor:
 
 
 def reshape_shape(shape: Sequence[int], dims: Sequence[int], axis: int = 0,
-                  num_axes: int = -1) -> list[int]:
+                  num_axes: int = -1, infer: bool = True) -> list:
     """Caffe ``Reshape``'s output shape: ``dims`` replace the axes ``[axis, axis +
     num_axes)`` (``num_axes = -1``: to the end; a negative ``axis`` counts from the end,
     -1 meaning after the last axis); ``0`` copies the replaced axis at the same position,
-    one ``-1`` is inferred from the element count."""
+    one ``-1`` is inferred from the element count. With ``infer=False`` the ``-1`` is left
+    for ``reshape`` to infer and the sizes are not converted to ``int`` (a traced graph keeps
+    its batch dynamic)."""
     ndim = len(shape)
     start = axis if axis >= 0 else ndim + axis + 1
     if not 0 <= start <= ndim:
@@ -87,29 +89,40 @@ def reshape_shape(shape: Sequence[int], dims: Sequence[int], axis: int = 0,
     if num_axes < -1 or end > ndim:
         raise ValueError(f"Reshape num_axes {num_axes} from axis {axis} exceeds the "
                          f"{ndim}-D blob")
-    out: list[int] = []
+    out: list = []
     for i, d in enumerate(dims):
         if d == 0:
             if start + i >= end:
                 raise ValueError(f"Reshape dim {i} is 0 but the blob has no axis "
                                  f"{start + i} to copy")
-            out.append(int(shape[start + i]))
+            out.append(shape[start + i])
         elif d < -1:
             raise ValueError(f"Reshape dim {i} is {d}")
         else:
             out.append(int(d))
-    if out.count(-1) > 1:
+    if sum(1 for d in dims if d == -1) > 1:
         raise ValueError("Reshape has more than one -1 dim")
+    result = list(shape[:start]) + out + list(shape[end:])
+    if not infer:
+        return result
     total = 1
     for d in shape[start:end]:
         total *= int(d)
     known = 1
-    for d in out:
-        known *= d if d != -1 else 1
-    if -1 in out:
+    for d, given in zip(out, dims, strict=True):
+        known *= 1 if given == -1 else int(d)
+    if -1 in dims:
         if known == 0 or total % known:
-            raise ValueError(f"Reshape cannot infer -1: {total} values into {out}")
-        out[out.index(-1)] = total // known
+            raise ValueError(f"Reshape cannot infer -1: {total} values into {list(dims)}")
+        out[list(dims).index(-1)] = total // known
     elif known != total:
-        raise ValueError(f"Reshape of {list(shape[start:end])} ({total} values) into {out}")
-    return [int(d) for d in shape[:start]] + out + [int(d) for d in shape[end:]]
+        raise ValueError(f"Reshape of {list(shape[start:end])} ({total} values) into "
+                         f"{list(dims)}")
+    return [int(d) for d in shape[:start]] + [int(d) for d in out] + [int(d) for d in
+                                                                      shape[end:]]
+
+
+def caffe_reshape(x: torch.Tensor, dims: Sequence[int], axis: int = 0,
+                  num_axes: int = -1) -> torch.Tensor:
+    """Caffe ``Reshape`` of ``x`` (:func:`reshape_shape`; the ``-1`` inferred by torch)."""
+    return x.reshape(reshape_shape(x.shape, dims, axis, num_axes, infer=False))

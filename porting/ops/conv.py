@@ -1,11 +1,12 @@
-"""Convolution and fully connected ops: ``conv`` (Caffe ``Convolution``, ``dagnn.Conv``) and
-``linear`` (Caffe ``InnerProduct``)."""
+"""Convolution and fully connected ops: ``conv`` (Caffe ``Convolution``, ``dagnn.Conv``),
+``deconv`` (Caffe ``Deconvolution``) and ``linear`` (Caffe ``InnerProduct``)."""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 
 from porting.layers import im2col_conv2d
+from porting.layers.deconv import deconv_output_size, deconvolution
 
 from .checks import FieldError, choice, integer, ints
 from .registry import GraphError, chw, conv_out, register_op
@@ -81,3 +82,38 @@ def linear(x, a, p, training):
         raise GraphError(f"InnerProduct input has {inp.shape[-1]} values per item, weight "
                          f"expects {p['weight'].shape[1]}")
     return [F.linear(inp, p["weight"], p.get("bias"))]
+
+
+def _deconv_check(where, layer, p):
+    w, b = p["weight"], p.get("bias")
+    groups = layer.get("attrs", {}).get("groups", 1)
+    if min(w.shape) < 1 or w.shape[0] % groups:
+        raise FieldError(f"{where}.params.weight", f"shape {tuple(w.shape)} for {groups} groups")
+    if b is not None and b.numel() != w.shape[1] * groups:
+        raise FieldError(f"{where}.params.bias",
+                         f"{b.numel()} values for {w.shape[1] * groups} outputs")
+
+
+def _deconv_shape(a, shapes, p):
+    w = p.get("weight")
+    if w is None or w.dim() != 4:
+        return None
+    _, h, wd = chw(shapes[0])
+    (sh, sw), (ph, pw) = a.get("stride", (1, 1)), a.get("pad", (0, 0))
+    dh, dw = a.get("dilation", (1, 1))
+    return [(int(w.shape[1]) * a.get("groups", 1),
+             max(1, deconv_output_size(h, int(w.shape[2]), sh, ph, dh)),
+             max(1, deconv_output_size(wd, int(w.shape[3]), sw, pw, dw)))]
+
+
+@register_op("deconv", attrs={"pad": lambda f, v: ints(f, v, 2, 0),
+                              "stride": lambda f, v: ints(f, v, 2, 1),
+                              "dilation": lambda f, v: ints(f, v, 2, 1),
+                              "groups": lambda f, v: integer(f, v, 1)},
+             slots={"weight": (True, (4,)), "bias": (False, (1,))},
+             check=_deconv_check, shape=_deconv_shape, fresh=True)
+def deconv(x, a, p, training):
+    """Caffe ``Deconvolution``: weight ``(C_in, C_out / group, kh, kw)``."""
+    return [deconvolution(x[0], p["weight"], p.get("bias"), tuple(a.get("stride", (1, 1))),
+                          tuple(a.get("pad", (0, 0))), tuple(a.get("dilation", (1, 1))),
+                          a.get("groups", 1))]

@@ -1,11 +1,13 @@
 """Ops over several same-shaped inputs: Caffe ``Eltwise`` (SUM with coefficients, PROD,
-MAX), MatConvNet's ``dagnn.Sum`` and the paper's ``Square`` of a difference."""
+MAX), MatConvNet's ``dagnn.Sum``, the paper's ``Square`` of a difference and SENet's
+``Axpy``."""
 
 from __future__ import annotations
 
 import torch
 
 from porting.layers import square_diff
+from porting.layers.axpy import axpy as axpy_forward
 
 from .checks import choice, numbers
 from .registry import GraphError, register_op
@@ -42,3 +44,5 @@ def eltwise(x, a, p, training):
 
 register_op("sum", arity=(1, None))(lambda x, a, p, t: [sum(x[1:], x[0])])
 register_op("square_diff", arity=(2, 2))(lambda x, a, p, t: [square_diff(x[0], x[1])])
+register_op("axpy", arity=(3, 3), shape=lambda a, shapes, p: [shapes[1]])(
+    lambda x, a, p, t: [axpy_forward(x[0], x[1], x[2])])

@@ -1,5 +1,6 @@
-"""Normalisation ops: LRN (``caffe_lrn``, ``mcn_lrn``), BatchNorm (``caffe_bn``, ``mcn_bn``)
-and Caffe's ``Scale`` / ``Bias`` (also MatConvNet's ``dagnn.Scale``)."""
+"""Normalisation ops: LRN (``caffe_lrn``, ``mcn_lrn``), BatchNorm (``caffe_bn``, ``mcn_bn``),
+Caffe's ``Scale`` / ``Bias`` (also MatConvNet's ``dagnn.Scale``), ``mvn`` (Caffe ``MVN``),
+``ssd_normalize`` (SSD's ``Normalize``) and ``fork_bn`` (the TSN/PSPNet fork's ``BN``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import torch
 
 from porting.layers import CaffeLRN, MatConvNetLRN, caffe_batch_norm, matconvnet_batch_norm
 from porting.layers.batchnorm import channel_affine
+from porting.layers.normalize import fork_bn as fork_bn_forward
+from porting.layers.normalize import mvn as mvn_forward
+from porting.layers.normalize import ssd_normalize as ssd_normalize_forward
 
 from .checks import FieldError, axis, boolean, choice, integer, number, numbers
-from .registry import bshape, register_module_op, register_op
+from .registry import GraphError, bshape, register_module_op, register_op
 
 register_module_op("caffe_lrn", CaffeLRN.from_attrs, required=("local_size", "alpha", "beta"),
                    attrs={"local_size": lambda f, v: integer(f, v, 1, 4096),
@@ -88,3 +92,37 @@ def bias(x, a, p, training):
     ax = a.get("axis", 1) % x[0].dim()
     b = x[1] if len(x) > 1 else p["bias"]
     return [x[0] + bshape(b, x[0].dim(), ax)]
+
+
+@register_op("mvn", attrs={"normalize_variance": boolean, "across_channels": boolean,
+                           "eps": lambda f, v: number(f, v, 0.0)})
+def mvn(x, a, p, training):
+    return [mvn_forward(x[0], a.get("normalize_variance", True),
+                        a.get("across_channels", False), a.get("eps", 1e-9))]
+
+
+@register_op("ssd_normalize", attrs={"across_spatial": boolean,
+                                     "eps": lambda f, v: number(f, v, 0.0)},
+             slots={"scale": (True, (0, 1))})
+def ssd_normalize(x, a, p, training):
+    return [ssd_normalize_forward(x[0], p["scale"], a.get("across_spatial", True),
+                                  a.get("eps", 1e-10))]
+
+
+def _fork_bn_check(where, layer, p):
+    sizes = {slot: t.numel() for slot, t in p.items()}
+    if len(set(sizes.values())) != 1:
+        raise FieldError(f"{where}.params", f"BN blobs of different sizes {sizes}")
+
+
+@register_op("fork_bn", attrs={"eps": lambda f, v: number(f, v, 0.0), "frozen": boolean},
+             slots={"scale": (True, (1, 2)), "shift": (True, (1, 2)), "mean": (True, (1, 2)),
+                    "variance": (True, (1, 2))},
+             stats=("mean", "variance"), check=_fork_bn_check, fresh=True)
+def fork_bn(x, a, p, training):
+    """The fork's ``BN`` with its history statistics (TEST phase, or ``frozen``)."""
+    if training and not a.get("frozen", False):
+        raise GraphError("the fork's BN uses batch statistics when training and not frozen; "
+                         "only its test-time form is implemented")
+    return [fork_bn_forward(x[0], p["scale"], p["shift"], p["mean"], p["variance"],
+                            a.get("eps", 1e-5))]
