@@ -126,7 +126,7 @@ def argmax(x, top_k, out_max_val, axis):
             out[i, 0] = [j for _, j in ranked]
             if out_max_val:
                 out[i, 1] = [v for v, _ in ranked]
-        return out
+        return out.reshape(out.shape + (1,) * (max(x.ndim, 3) - 3))  # Caffe's top shape
     moved = np.moveaxis(x, axis, -1)
     out = np.zeros(moved.shape[:-1] + (top_k,))
     for idx in np.ndindex(moved.shape[:-1]):

@@ -49,12 +49,13 @@ def _rank(v: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 def argmax(x: torch.Tensor, top_k: int = 1, out_max_val: bool = False,
            axis: int | None = None) -> torch.Tensor:
     """Caffe ``ArgMax``. With ``axis``: the top-k indices (or values with ``out_max_val``)
-    along it. Without: per item over C,H,W, shape ``(N, 1, k)`` of indices, or ``(N, 2, k)``
-    of indices then values with ``out_max_val``."""
+    along it. Without: per item over C,H,W, shape ``(N, 1, k, 1...)`` of indices, or
+    ``(N, 2, k, 1...)`` of indices then values with ``out_max_val`` (as many axes as the
+    bottom, at least 3)."""
     if axis is None:
         vals, idx = _rank(x.reshape(x.shape[0], -1), top_k)
         out = torch.stack([idx, vals], 1) if out_max_val else idx[:, None]
-        return out
+        return out.reshape(tuple(out.shape) + (1,) * (max(x.dim(), 3) - 3))
     a = axis % x.dim()
     vals, idx = _rank(x.movedim(a, -1), top_k)
     return (vals if out_max_val else idx).movedim(x.dim() - 1, a)

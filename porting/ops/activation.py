@@ -41,7 +41,7 @@ def _prelu_check(where, layer, p):
         raise FieldError(f"{where}.params.weight", "no slope")
 
 
-@register_op("prelu", slots={"weight": (True, (1,))}, check=_prelu_check)
+@register_op("prelu", slots={"weight": (True, (0, 1))}, check=_prelu_check)
 def prelu(x, a, p, training):
     """Caffe ``PReLU``: one slope per channel, or one for all (``channel_shared``)."""
     return [act.prelu(x[0], p["weight"])]

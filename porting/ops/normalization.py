@@ -116,8 +116,8 @@ def _fork_bn_check(where, layer, p):
 
 
 @register_op("fork_bn", attrs={"eps": lambda f, v: number(f, v, 0.0), "frozen": boolean},
-             slots={"scale": (True, (1, 2)), "shift": (True, (1, 2)), "mean": (True, (1, 2)),
-                    "variance": (True, (1, 2))},
+             slots={"scale": (True, (1, 2, 4)), "shift": (True, (1, 2, 4)),
+                    "mean": (True, (1, 2, 4)), "variance": (True, (1, 2, 4))},
              stats=("mean", "variance"), check=_fork_bn_check, fresh=True)
 def fork_bn(x, a, p, training):
     """The fork's ``BN`` with its history statistics (TEST phase, or ``frozen``)."""

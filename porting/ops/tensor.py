@@ -163,7 +163,7 @@ def reduction(x, a, p, training):
 def _argmax_shape(a, shapes, p):
     k = a.get("top_k", 1)
     if a.get("axis") is None:
-        return [(2 if a.get("out_max_val") else 1, k)]
+        return [(2 if a.get("out_max_val") else 1, k) + (1,) * (max(len(shapes[0]) + 1, 3) - 3)]
     full = list(_with_batch(shapes[0]))
     full[a["axis"] % len(full)] = k
     return [tuple(full[1:])]
