@@ -202,6 +202,7 @@ def write_checkpoint(path: str | Path, builder: GraphBuilder, *, source_path: st
     ckpt = make_checkpoint(
         state, arch=arch, graph=builder.graph(outputs), preprocess=preprocess, recipe=recipe,
         source={"framework": builder.framework, "file": Path(source_path).name,
+                "path": str(Path(source_path).resolve()),  # for compare --opencv
                 "sha256": source_sha256.result() if source_sha256 is not None
                 else sha256_file(source_path)},
         converter={"name": f"convert-{builder.framework}", "version": CONVERTER_VERSION},

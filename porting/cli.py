@@ -69,11 +69,14 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
          "--rgb"),
     ),
     "compare": (
-        ("where a converted net diverges from MatConvNet's own outputs, var by var",
-         "reid-porting compare net-epoch-75.pth net-epoch-75_outputs.npz"),
+        ("where a converted net diverges from MatConvNet's own outputs, var by var (the dump's "
+         "pool5n_2, a test-time head the .mat lacks, is listed as not compared)",
+         "reid-porting compare net-epoch-75.pth net-epoch-75_outputs.npz --allow-missing"),
         ("the same with a stricter bound and a JSON report",
          "reid-porting compare net-epoch-75.pth net-epoch-75_outputs.npz --rtol 1e-5 "
-         "--json compare.json"),
+         "--json compare.json --allow-missing"),
+        ("a Caffe conversion against its own prototxt + caffemodel run by OpenCV's dnn",
+         "reid-porting compare resnet50.pth --opencv"),
     ),
     "train": (
         ("a smoke run of the authors' MatConvNet recipe: one epoch, ResNet-50 at 1/32 width",

@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     digest = sha256_soon(args.caffemodel)
+    proto_digest = sha256_soon(args.prototxt)  # both recorded for compare --opencv
     b, net = convert(args.prototxt, args.caffemodel, args.phase,
                      allow_nonfinite=args.allow_nonfinite, max_memory_gb=args.max_memory,
                      progress=not args.quiet)
@@ -209,7 +210,9 @@ def _main(argv: list[str] | None = None) -> int:
     write_checkpoint(out, b, source_path=args.caffemodel, outputs=outputs, preprocess=spec,
                      recipe="caffe-dxy", arch=arch, arch_map=arch_map, source_sha256=digest,
                      meta={"feature_var": feature, "phase": args.phase, "net_name": net.name,
-                           "prototxt": Path(args.prototxt).name})
+                           "prototxt": Path(args.prototxt).name,
+                           "prototxt_path": str(Path(args.prototxt).resolve()),
+                           "prototxt_sha256": proto_digest.result()})
     if not args.quiet:
         print(summary_table(b, spec, mapping))
         print(f"\nwrote {out}")
