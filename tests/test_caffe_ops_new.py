@@ -132,9 +132,11 @@ def test_pool_mask_op_has_two_outputs() -> None:
     assert np.array_equal(out["out0"].numpy(), top) and np.array_equal(out["out1"].numpy(), mask)
 
 
-def test_fork_bn_refuses_training_with_batch_statistics() -> None:
-    op, attrs, inputs, params, _, _ = CASES["fork_bn"]
+@pytest.mark.parametrize("name,why", [("fork_bn", "batch statistics"),
+                                      ("stochastic", "samples at random")])
+def test_train_time_forms_are_refused(name: str, why: str) -> None:
+    op, attrs, inputs, params, _, _ = CASES[name]
     net = GraphModule(_graph(op, attrs, 1, params), {k[7:]: v for k, v in _sd(params).items()})
     net.train()
-    with pytest.raises(ValueError, match="batch statistics"):
-        net(torch.from_numpy(X))
+    with pytest.raises(ValueError, match=why):
+        net(torch.from_numpy(inputs[0]))

@@ -15,7 +15,7 @@ from porting.layers.unpool import max_unpool as max_unpool_forward
 from porting.layers.unpool import upsample_nearest as upsample_forward
 
 from .checks import FieldError, boolean, choice, integer, ints
-from .registry import chw, conv_out, register_module_op, register_op
+from .registry import GraphError, chw, conv_out, module_op, register_module_op, register_op
 
 
 def _caffe_shape(a, shapes, p):
@@ -67,8 +67,17 @@ def caffe_pool_mask(x, a, p, training):
     return list(max_pool_with_mask(x[0], CaffePool2d.from_attrs({**a, "method": "max"})))
 
 
-register_module_op("caffe_stochastic_pool", CaffeStochasticPool2d.from_attrs,
-                   attrs=_GEOMETRY, shape=_caffe_shape)
+_stochastic = module_op(CaffeStochasticPool2d.from_attrs)
+
+
+@register_op("caffe_stochastic_pool", module=CaffeStochasticPool2d.from_attrs, attrs=_GEOMETRY,
+             shape=_caffe_shape)
+def caffe_stochastic_pool(x, a, p, training):
+    """STOCHASTIC pooling's test-time form (Caffe samples at random when training)."""
+    if training:
+        raise GraphError("STOCHASTIC pooling samples at random when training; only its "
+                         "test-time form (the activation-weighted average) is implemented")
+    return _stochastic(x, a, p, training)
 
 
 
