@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from porting.outputs import partial_target
+from porting.outputs import check_output_dir, check_output_file, partial_target
 
 __all__ = ["Terminated", "run_cli", "error_line", "check_output_file", "check_output_dir",
            "require_dir", "require_file", "resolve_device"]
@@ -115,47 +115,6 @@ def require_file(path: str | os.PathLike, what: str = "") -> Path:
     if p.is_dir():
         raise IsADirectoryError(errno.EISDIR, f"{label}: is a directory, not a file")
     raise FileNotFoundError(errno.ENOENT, f"{label}: {path_kind(p)}")
-
-
-def _writable_ancestor(path: Path, label: str) -> None:
-    """The nearest existing ancestor of ``path`` must be a folder this process may write."""
-    for parent in path.parents:
-        if parent.exists() or parent.is_symlink():
-            if not parent.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, f"{label}: not a directory ({parent} "
-                                         "is a file)")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise PermissionError(errno.EACCES, f"{label}: permission denied (cannot "
-                                      f"write in {parent})")
-            return
-
-
-def check_output_file(path: str | os.PathLike | None, flag: str = "") -> None:
-    """Refuse, before any compute, an output file that cannot be written: an existing folder,
-    a path under a regular file, a folder this process may not write in. Writes nothing."""
-    if path is None:
-        return
-    p = Path(path)
-    label = f"{flag} {p}" if flag else str(p)
-    if p.is_dir():
-        raise IsADirectoryError(errno.EISDIR, f"{label}: is a directory (give a file name)")
-    _writable_ancestor(p, label)
-
-
-def check_output_dir(path: str | os.PathLike | None, flag: str = "") -> None:
-    """Refuse, before any compute, an output folder that cannot be made or written: an
-    existing file, a path under a regular file, a folder this process may not write in."""
-    if path is None:
-        return
-    p = Path(path)
-    label = f"{flag} {p}" if flag else str(p)
-    if p.exists() and not p.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"{label}: not a directory (it is a file)")
-    if p.is_dir():
-        if not os.access(p, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, f"{label}: permission denied")
-        return
-    _writable_ancestor(p, label)
 
 
 def resolve_device(text: str | None, flag: str = "--device") -> str:

@@ -11,6 +11,10 @@ file gets the mode ``cp`` would give a new file, ``0o666 & ~umask``, not the 060
 
 :func:`output_dir` does the same for a run's output folder: created if missing, and removed on
 failure or interruption if this run created it and it holds nothing but partial files.
+
+:func:`check_output_file` and :func:`check_output_dir` say, before anything is computed or
+written, that an output cannot be written (a path under a regular file, an existing folder given
+as a file or the reverse, a folder this process may not write in); both writers apply them too.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-__all__ = ["atomic_write", "output_dir", "file_mode", "is_partial_file", "partial_target"]
+__all__ = ["atomic_write", "output_dir", "file_mode", "is_partial_file", "partial_target",
+           "check_output_file", "check_output_dir"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _PARTIAL = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # what atomic_write names its temp files
@@ -98,6 +103,47 @@ def _no_space(folder: Path) -> bool:
     except OSError:
         return False
     return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+def _writable_ancestor(path: Path, label: str) -> None:
+    """The nearest existing ancestor of ``path`` must be a folder this process may write."""
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{label}: not a directory ({parent} "
+                                         "is a file)")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, f"{label}: permission denied (cannot "
+                                      f"write in {parent})")
+            return
+
+
+def check_output_file(path: str | os.PathLike | None, flag: str = "") -> None:
+    """Refuse, before any compute, an output file that cannot be written: an existing folder,
+    a path under a regular file, a folder this process may not write in. Writes nothing."""
+    if path is None:
+        return
+    p = Path(path)
+    label = f"{flag} {p}" if flag else str(p)
+    if p.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{label}: is a directory (give a file name)")
+    _writable_ancestor(p, label)
+
+
+def check_output_dir(path: str | os.PathLike | None, flag: str = "") -> None:
+    """Refuse, before any compute, an output folder that cannot be made or written: an
+    existing file, a path under a regular file, a folder this process may not write in."""
+    if path is None:
+        return
+    p = Path(path)
+    label = f"{flag} {p}" if flag else str(p)
+    if p.exists() and not p.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{label}: not a directory (it is a file)")
+    if p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, f"{label}: permission denied")
+        return
+    _writable_ancestor(p, label)
 
 
 def _remove(path: str | Path) -> None:
@@ -191,8 +237,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
     writer that fails on a full filesystem in its own words raises ``OSError(ENOSPC)``.
     """
     path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    check_output_file(path)
     with output_dir(path.parent):
         with _signals_held():
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -204,12 +249,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
             os.replace(tmp, path)
         except OSError as exc:
             _remove(tmp)
-            if exc.filename is not None and is_partial_file(os.path.basename(
+            if exc.filename is None or is_partial_file(os.path.basename(
                     os.fspath(exc.filename))):
-                exc.filename = str(path)
+                exc.filename = str(path)  # the user's path (a full disk's write names none)
             raise
-        except RuntimeError as exc:  # torch.save / torch.jit.save report write errors so
-            full = "write" in str(exc).lower() and _no_space(path.parent)
+        except RuntimeError as exc:  # torch.save's C++ writer reports a full disk in its own
+            full = _no_space(path.parent)  # words ("iostream error", "unexpected pos")
             _remove(tmp)
             if full:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
@@ -229,6 +274,7 @@ def output_dir(path: str | os.PathLike) -> Iterator[Path]:
     A folder that existed before is never removed. ``SystemExit(0)`` counts as success.
     """
     path = Path(path)
+    check_output_dir(path)
     created: list[Path] = []  # outermost first
     probe = path
     while not probe.exists() and not probe.is_symlink():
