@@ -1,27 +1,26 @@
 """Converters: a source framework's model file to a reid-porting checkpoint, and back again.
 
-Each converter is a reader, a check and a graph builder, joined by one registry:
+One package per source format, each reading **file -> checked spec -> graph -> checkpoint**:
 
-* **files -> specs** (the input boundary: every error names the file and the layer, var or
-  field in the source's words): :mod:`~porting.converters.matfile` reads MAT v7 / v7.3,
-  :mod:`~porting.converters.matconvnet_model` normalises SimpleNN, DagNN and the importer's
-  layouts into one DagNN-shaped model; :mod:`~porting.converters.caffe_proto` declares
-  ``caffe.proto``, :mod:`~porting.converters.caffe_reader` parses prototxt + caffemodel (V1
-  upgraded, weights by name);
-* **checks**: :mod:`~porting.converters.matconvnet_spec` and
-  :mod:`~porting.converters.caffe_spec` validate every layer as ``vl_nn*`` / Caffe's
-  ``LayerSetUp`` would, :mod:`~porting.converters.limits` the shared rules (integer
-  attributes, finite weights, the dry run's memory estimate);
-* **graph**: :mod:`~porting.converters.matconvnet` and :mod:`~porting.converters.caffe` hold
-  one small function per source layer type (``dagnn.Conv``, ``Convolution``...), registered
-  by type name, that adds the layer to a :class:`porting.graph.GraphModule` description;
-  :mod:`~porting.converters.common` the registry, the parameter table, the checkpoint writer
-  and the CLI error contract;
-* **canonical models**: :mod:`~porting.converters.arch` (``--arch auto``) with
-  :mod:`~porting.converters.matconvnet_arch` / :mod:`~porting.converters.caffe_arch` map a
-  recognised graph onto :mod:`porting.models`, kept only if it computes the same;
-* **back to the source**: :mod:`~porting.converters.compare` runs a checkpoint on a dump of
-  the source framework and reports, var by var, where it diverges.
+* :mod:`~porting.converters.caffe` (``convert-caffe``): ``proto`` declares ``caffe.proto``,
+  ``files``/``upgrade``/``reader`` parse prototxt + caffemodel (V1 upgraded, weights by
+  name), ``check`` validates every layer as Caffe's ``LayerSetUp`` would, ``converter``
+  builds the graph, ``arch`` maps it onto :mod:`porting.models`;
+* :mod:`~porting.converters.matconvnet` (``convert-matconvnet``): ``layout``/``simplenn``/
+  ``model`` normalise DagNN, SimpleNN and the importer's layouts into one DagNN-shaped
+  model, ``check`` validates every layer as ``vl_nn*`` would, ``converter`` and ``arch`` as
+  for Caffe;
+* :mod:`~porting.converters.matfile`: MAT v5 (scipy, in an isolated child) and v7.3 (h5py)
+  read into the shared values of ``matfile.values``.
 
-The layers' semantics themselves live in :mod:`porting.layers`, not here.
+In ``caffe/layers/`` and ``matconvnet/layers/`` each Caffe type / ``dagnn.*`` class is ONE
+unit, registered by type name (``registry.UNITS``), holding its arity, its field check with
+its shape rule and its graph builder; the semantics themselves live in :mod:`porting.layers`.
+
+Shared beside them: :mod:`~porting.converters.common` (the registry class, the parameter
+table, the checkpoint writer, the CLI error contract), :mod:`~porting.converters.limits`
+(integer attributes, finite weights, the dry run's memory estimate),
+:mod:`~porting.converters.arch` (``--arch auto``: a recognised graph kept as a canonical
+model only if it computes the same) and :mod:`~porting.converters.compare` (a checkpoint run
+on a dump of the source framework, reported var by var).
 """
