@@ -36,6 +36,8 @@ COMMANDS: dict[str, Command] = {
                              "a Caffe prototxt + caffemodel to a checkpoint"),
     "compare": Command("porting.converters.compare",
                        "a checkpoint against a dump of the source framework, var by var"),
+    "dump-tools": Command("porting.converters.dump",
+                          "the MatConvNet (MATLAB/Octave) and pycaffe tools that dump for compare"),
     "validate": Command("porting.validation.cli",
                         "the authors' extraction, the official evaluation, published figures"),
     "train": Command("porting.train.cli", "the paper's two-stream training recipe"),
@@ -77,6 +79,12 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
          "--json compare.json --allow-missing"),
         ("a Caffe conversion against its own prototxt + caffemodel run by OpenCV's dnn",
          "reid-porting compare resnet50.pth --opencv"),
+    ),
+    "dump-tools": (
+        ("copy the MATLAB/Octave function and the pycaffe script into a folder",
+         "reid-porting dump-tools dump_tools"),
+        ("the folder they are installed in (for MATLAB's addpath)",
+         "reid-porting dump-tools --print-path"),
     ),
     "train": (
         ("a smoke run of the authors' MatConvNet recipe: one epoch, ResNet-50 at 1/32 width",

@@ -28,7 +28,7 @@ MODULES = {"reid-porting": "porting.cli", "convert-matconvnet": "porting.convert
            "convert-caffe": "porting.convert_caffe", "validate": "porting.validate"}
 #: Verbs in the order their examples can run (later ones use earlier outputs).
 ORDER = ["make-mini-market", "convert-matconvnet", "convert-caffe", "convert-checkpoint",
-         "compare", "export", "train", "validate"]
+         "compare", "dump-tools", "export", "train", "validate"]
 
 
 def _sandbox(path: Path) -> Path:
