@@ -183,8 +183,11 @@ def _as_nobody() -> None:
 def nobody_can_run() -> None:
     if os.geteuid() != 0:
         pytest.skip("switching to user nobody needs root (run as a user: see the ro cells)")
-    probe = subprocess.run([sys.executable, "-c", "import porting"], preexec_fn=_as_nobody,
-                           capture_output=True, text=True, cwd="/")
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import porting"],
+                               preexec_fn=_as_nobody, capture_output=True, text=True, cwd="/")
+    except OSError as exc:  # e.g. the interpreter lives under root's home
+        pytest.skip(f"user nobody cannot run {sys.executable} here: {exc.strerror}")
     if probe.returncode != 0:
         pytest.skip("user nobody cannot run this interpreter or import porting here: "
                     f"{(probe.stderr.strip().splitlines() or ['?'])[-1]}")
