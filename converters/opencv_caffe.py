@@ -4,7 +4,7 @@ OpenCV (``opencv-python-headless``, a dependency) has its own Caffe importer and
 it is a runtime independent of this library for users who cannot build Caffe. The prototxt
 and caffemodel are the paths ``convert-caffe`` recorded, checked against their recorded
 SHA-256 (``--prototxt``/``--caffemodel`` override both). Both sides run on the same input: a
-seeded one of the checkpoint's input size (the dumps' recipe, :func:`compare.seeded_array`)
+seeded one of the checkpoint's input size (the dumps' recipe, :func:`comparison.seeded_array`)
 or ``--input`` images in the checkpoint's preprocessing; label inputs are zeros. A ``--rgb``
 checkpoint gets the channels reversed on the OpenCV side, where the caffemodel expects BGR.
 
@@ -39,7 +39,7 @@ from porting.checkpoint import sha256_file
 from porting.graph import GraphModule
 
 from .common import ConversionError
-from .compare import Comparison, NotCompared, Row, measure, seeded_array
+from .comparison import Comparison, NotCompared, Row, measure, seeded_array
 
 #: OpenCV may be this many times as far from the float64 run as our float32 run is.
 FP32_FACTOR = 2.0
