@@ -47,6 +47,8 @@ def run_opencv(layers: str, inputs: Mapping[str, np.ndarray],
         (d / "net.caffemodel").write_bytes(caffemodel_bytes(blobs))
         net = cv2.dnn.readNetFromCaffe(str(d / "net.prototxt"), str(d / "net.caffemodel"))
         net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        net.enableFusion(False)  # a fused layer's own output would not be seen
+        net.enableWinograd(False)  # another, less exact 3x3 arithmetic
         for name, a in inputs.items():
             net.setInput(np.ascontiguousarray(a, np.float32), name)
         return [np.asarray(o) for o in net.forward(list(outputs))]

@@ -22,6 +22,8 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
+from . import proto_params
+
 __all__ = [
     "POOL",
     "FILE_NAME",
@@ -180,7 +182,6 @@ _MESSAGES: list[tuple[str, list[_Field], list[_Enum]]] = [
             _opt("DataParameter", "data_param", 107),
             _opt("DropoutParameter", "dropout_param", 108),
             _opt("EltwiseParameter", "eltwise_param", 110),
-            _opt("ELUParameter", "elu_param", 140),
             _opt("FlattenParameter", "flatten_param", 135),
             _opt("HDF5DataParameter", "hdf5_data_param", 112),
             _opt("ImageDataParameter", "image_data_param", 115),
@@ -189,7 +190,6 @@ _MESSAGES: list[tuple[str, list[_Field], list[_Enum]]] = [
             _opt("LRNParameter", "lrn_param", 118),
             _opt("PoolingParameter", "pooling_param", 121),
             _opt("PowerParameter", "power_param", 122),
-            _opt("PReLUParameter", "prelu_param", 131),
             _opt("PythonParameter", "python_param", 130),
             _opt("ReLUParameter", "relu_param", 123),
             _opt("ReshapeParameter", "reshape_param", 133),
@@ -198,7 +198,7 @@ _MESSAGES: list[tuple[str, list[_Field], list[_Enum]]] = [
             _opt("SoftmaxParameter", "softmax_param", 125),
             _opt("SliceParameter", "slice_param", 126),
             _opt("TanHParameter", "tanh_param", 127),
-            _opt("ThresholdParameter", "threshold_param", 128),
+            *proto_params.LAYER_FIELDS,  # the other layer types' *_param fields
             # D-X-Y/caffe-reid. SSD forks use 200 for annotated_data_param; a caffemodel
             # from such a fork would misparse here only in a data layer's settings.
             _opt("ReidDataParameter", "reid_data_param", 200),
@@ -319,7 +319,6 @@ _MESSAGES: list[tuple[str, list[_Field], list[_Enum]]] = [
         ],
         [("EltwiseOp", [("PROD", 0), ("SUM", 1), ("MAX", 2)])],
     ),
-    ("ELUParameter", [_opt("float", "alpha", 1, 1.0)], []),
     (
         "FlattenParameter",
         [_opt("int32", "axis", 1, 1), _opt("int32", "end_axis", 2, -1)],
@@ -411,11 +410,6 @@ _MESSAGES: list[tuple[str, list[_Field], list[_Enum]]] = [
         [],
     ),
     (
-        "PReLUParameter",
-        [_opt("FillerParameter", "filler", 1), _opt("bool", "channel_shared", 2, False)],
-        [],
-    ),
-    (
         "PythonParameter",
         [
             _opt("string", "module", 1),
@@ -466,7 +460,6 @@ _MESSAGES: list[tuple[str, list[_Field], list[_Enum]]] = [
         [],
     ),
     ("TanHParameter", [_opt("Engine", "engine", 1, "DEFAULT")], [_ENGINE]),
-    ("ThresholdParameter", [_opt("float", "threshold", 1, 0.0)], []),
     (
         # D-X-Y/caffe-reid src/caffe/proto/caffe.proto (read through zhunzhong07/caffe-reid).
         "ReidDataParameter",
@@ -575,6 +568,7 @@ _MESSAGES: list[tuple[str, list[_Field], list[_Enum]]] = [
         ],
     ),
     ("V0LayerParameter", [_opt("string", "name", 1), _opt("string", "type", 2)], []),
+    *proto_params.MESSAGES,
 ]
 
 

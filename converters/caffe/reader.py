@@ -68,6 +68,7 @@ _PARAMETERLESS = frozenset(
     PairEuclidean Reshape Sigmoid SigmoidCrossEntropyLoss Silence Slice Softmax
     SoftmaxWithLoss Split
     TanH Threshold Tile WindowData
+    Axpy Interp Permute ShuffleChannel Upsample
     """.split()
 )
 
@@ -255,7 +256,8 @@ def _check_layers(layers: Sequence[Message], where: str, phase: str) -> None:
 def _expected_blob_count(layer: Message) -> int | None:
     """How many blobs Caffe creates for this layer, where the type alone decides it."""
     kind = layer.type
-    if kind in ("Convolution", "Deconvolution"):
+    if kind in ("Convolution", "Deconvolution", "ConvolutionDepthwise",
+                "DepthwiseConvolution"):
         return 1 + int(layer.convolution_param.bias_term)
     if kind == "InnerProduct":
         return 1 + int(layer.inner_product_param.bias_term)
@@ -265,8 +267,12 @@ def _expected_blob_count(layer: Message) -> int | None:
         return int(len(layer.bottom) == 1) + int(layer.scale_param.bias_term)
     if kind == "Bias":
         return int(len(layer.bottom) == 1)
-    if kind == "PReLU":
+    if kind in ("PReLU", "Normalize"):
         return 1
+    if kind == "Embed":
+        return 1 + int(layer.embed_param.bias_term)
+    if kind == "BN":
+        return 4  # the fork's scale, shift, history mean and variance
     if kind in _PARAMETERLESS:
         return 0
     return None

@@ -48,24 +48,31 @@ def _pooled(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int:
 
 @register("Pooling")
 class Pooling(Unit):
-    """Caffe's ``PoolingLayer`` (MAX, AVE; global; round_mode) -> graph op ``caffe_pool``."""
+    """Caffe's ``PoolingLayer`` (MAX, AVE; global; round_mode) -> graph op ``caffe_pool``;
+    MAX with a second top (the mask) -> ``caffe_pool_mask``; STOCHASTIC (test time: the
+    activation-weighted average) -> ``caffe_stochastic_pool``."""
+
+    tops = (1, 2)  # Caffe: a MAX pooling may write its argmax mask as a second top
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
         layer = w.layer
         p = param(layer, "pooling_param")
-        if int(p.pool) not in (0, 1):
-            raise w.field("pooling_param.pool: STOCHASTIC pooling is not supported (it is "
-                          "random at train time and a weighted average at test time in Caffe)")
         g = pool_geometry(layer, w.prototxt)
+        if len(layer.tops) == 2 and int(p.pool) != 0:
+            raise w.field("a second top (the mask) needs pooling_param.pool MAX")
+        if int(p.pool) == 2 and g is not None and g.pad != (0, 0):
+            raise w.field("pooling_param: STOCHASTIC pooling takes no pad (Caffe implements "
+                          "padding only for MAX and AVE)")
         x = ins[0]
+        n = len(layer.tops)  # the mask has the pooled shape
         if x is None:
-            return [None]
+            return [None] * n
         if len(x) != 4:
             raise w.field(f"bottom {layer.bottoms[0]!r} has shape {dims(x)}, Pooling needs "
                           "N x C x H x W")
         if g is None:
-            return [(x[0], x[1], 1, 1)]
+            return [(x[0], x[1], 1, 1)] * n
         size = []
         for axis, (s, k, q, st) in enumerate(zip(x[2:], g.kernel, g.pad, g.stride,
                                                  strict=True)):
@@ -74,18 +81,24 @@ class Pooling(Unit):
                 raise w.field(f"pooling_param: kernel_{name} {k} is larger than the bottom "
                               f"{s} + 2 x pad {q} along {name} (input {dims(x)})")
             size.append(_pooled(s, k, st, q, int(p.round_mode) == 0))
-        return [(x[0], x[1], *size)]
+        return [(x[0], x[1], *size)] * n
 
     @staticmethod
     def build(layer: CaffeLayer, ctx: Ctx) -> None:
         p = param(layer, "pooling_param")
-        method = {0: "max", 1: "ave"}.get(int(p.pool))
-        if method is None:
-            raise ctx.err(layer, "STOCHASTIC pooling is not supported (it is random at train "
-                                 "time and a weighted average at test time in Caffe)")
+        method = {0: "max", 1: "ave", 2: "stochastic"}[int(p.pool)]
+        if method == "stochastic" and ctx.phase == "TRAIN":
+            raise ctx.err(layer, "STOCHASTIC pooling samples at random in the TRAIN phase; "
+                                 "only its test-time form (the activation-weighted average) "
+                                 "is implemented")
         attrs: dict[str, Any] = {"method": method, "global_pooling": bool(p.global_pooling),
                                  "ceil_mode": int(p.round_mode) == 0}
         g = pool_geometry(layer, ctx.source)
         if g is not None:
             attrs.update(kernel=list(g.kernel), pad=list(g.pad), stride=list(g.stride))
-        ctx.add(layer, "caffe_pool", attrs)
+        if method == "stochastic":
+            del attrs["method"]
+            attrs.pop("pad", None)
+            ctx.add(layer, "caffe_stochastic_pool", attrs)
+        else:
+            ctx.add(layer, "caffe_pool_mask" if len(layer.tops) == 2 else "caffe_pool", attrs)

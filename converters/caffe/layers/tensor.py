@@ -1,9 +1,11 @@
 """Layers that combine, split or reshape blobs: ``Eltwise``, ``Concat``, ``Slice``, ``Split``,
-``Flatten`` and ``Reshape``."""
+``Flatten`` and ``Reshape`` (with ``axis``/``num_axes``)."""
 
 from __future__ import annotations
 
 import math
+
+from porting.layers.shapes import reshape_shape
 
 from ...limits import INT_MAX, dims
 from ..context import Ctx
@@ -158,40 +160,28 @@ class Flatten(Unit):
 
 @register("Reshape")
 class Reshape(Unit):
-    """Caffe's ``ReshapeLayer`` over all axes (0 copies a dim, one -1 inferred) -> op
-    ``reshape``."""
+    """Caffe's ``ReshapeLayer`` (:func:`porting.layers.shapes.reshape_shape`: ``dims`` replace
+    the axes ``[axis, axis + num_axes)``, 0 copies a dim, one -1 inferred) -> op ``reshape``."""
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
         p = param(w.layer, "reshape_param")
-        if int(p.axis) != 0 or int(p.num_axes) != -1:
-            raise w.field("reshape_param: only Reshape over all axes (axis 0, num_axes -1) "
-                          "is supported")
         want = [int(d) for d in p.shape.dim]
         if sum(d == -1 for d in want) > 1 or any(d < -1 or d > INT_MAX for d in want):
             raise w.field(f"reshape_param.shape {want}: dims must be >= 0 or one -1")
+        if int(p.num_axes) < -1:
+            raise w.field(f"reshape_param.num_axes must be >= -1, got {p.num_axes}")
         x = ins[0]
         if x is None:
             return [None]
-        if any(d == 0 and i >= len(x) for i, d in enumerate(want)):
-            raise w.field(f"reshape_param.shape {want}: a 0 (copy) dim beyond the bottom's "
-                          f"{len(x)} axes")
-        out = [x[i] if d == 0 else d for i, d in enumerate(want)]
-        known = math.prod(d for d in out if d != -1)
-        total = math.prod(x)
-        if -1 in out:
-            if known == 0 or total % known:
-                raise w.field(f"reshape_param.shape {want} cannot hold the bottom {dims(x)}")
-            out[out.index(-1)] = total // known
-        if math.prod(out) != total:
-            raise w.field(f"reshape_param.shape {want} has {math.prod(out)} values, the "
-                          f"bottom {dims(x)} has {total}")
+        try:
+            out = reshape_shape(x, want, int(p.axis), int(p.num_axes))
+        except ValueError as exc:
+            raise w.field(f"reshape_param: {exc} (bottom {dims(x)})") from None
         return [tuple(out)]
 
     @staticmethod
     def build(layer: CaffeLayer, ctx: Ctx) -> None:
         p = param(layer, "reshape_param")
-        if int(p.axis) != 0 or int(p.num_axes) != -1:
-            raise ctx.err(layer, "only Reshape over all axes (axis 0, num_axes -1) is "
-                                 "supported")
-        ctx.add(layer, "reshape", {"shape": [int(d) for d in p.shape.dim]})
+        ctx.add(layer, "reshape", {"shape": [int(d) for d in p.shape.dim], "axis": int(p.axis),
+                                   "num_axes": int(p.num_axes)})

@@ -1,0 +1,107 @@
+"""Normalisation layers beyond BatchNorm: BVLC's ``MVN``, SSD's ``Normalize`` and the
+Inception-BN (TSN) / PSPNet fork's ``BN``; semantics in :mod:`porting.layers.normalize`
+(weiliu89/caffe ssd ``normalize_layer.cpp``, yjxiong/caffe ``bn_layer.cpp``)."""
+
+from __future__ import annotations
+
+from ...limits import dims
+from ..context import Ctx
+from ..fields import Shape, Where, finite_field, param
+from ..reader import CaffeLayer
+from ..registry import Unit, register
+
+
+@register("MVN")
+class MVN(Unit):
+    """Caffe's ``MVNLayer`` (``normalize_variance``, ``across_channels``, ``eps`` added to the
+    standard deviation) -> graph op ``mvn``."""
+
+    @staticmethod
+    def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
+        finite_field(w, "mvn_param.eps", param(w.layer, "mvn_param").eps)
+        if param(w.layer, "mvn_param").eps < 0:
+            raise w.field("mvn_param.eps must be >= 0")
+        return [ins[0]]
+
+    @staticmethod
+    def build(layer: CaffeLayer, ctx: Ctx) -> None:
+        p = param(layer, "mvn_param")
+        ctx.add(layer, "mvn", {"normalize_variance": bool(p.normalize_variance),
+                               "across_channels": bool(p.across_channels),
+                               "eps": float(p.eps)})
+
+
+@register("Normalize")
+class Normalize(Unit):
+    """SSD's ``NormalizeLayer`` (``across_spatial``, ``channel_shared``, ``eps``, a scale
+    blob) -> graph op ``ssd_normalize``."""
+
+    @staticmethod
+    def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
+        layer = w.layer
+        p = param(layer, "norm_param")
+        if finite_field(w, "norm_param.eps", p.eps) < 0:
+            raise w.field("norm_param.eps must be >= 0")
+        x = ins[0]
+        if x is not None and len(x) != 4:
+            raise w.field(f"bottom {layer.bottoms[0]!r} has shape {dims(x)}, Normalize needs "
+                          "N x C x H x W")
+        if not layer.blobs:
+            raise w.blob("missing blob 0 (scale) in the caffemodel")
+        blob = layer.blobs[0]
+        if p.channel_shared:
+            if blob.size != 1 or blob.ndim > 1:
+                raise w.blob(f"blob 0 (scale) has shape {tuple(blob.shape)}, channel_shared "
+                             "needs one value")
+        else:
+            w.expect_blob(0, (x[1] if x is not None else blob.size,), "scale = channels")
+        return [x]
+
+    @staticmethod
+    def build(layer: CaffeLayer, ctx: Ctx) -> None:
+        p = param(layer, "norm_param")
+        if not layer.blobs:
+            raise ctx.err(layer, "missing blob 0 (scale) in the caffemodel")
+        scale = ctx.blob(layer, 0, tuple(layer.blobs[0].shape), "scale")
+        ctx.add(layer, "ssd_normalize", {"across_spatial": bool(p.across_spatial),
+                                         "eps": float(p.eps)}, {"scale": scale})
+
+
+_BN_BLOBS = ("scale", "shift", "history mean", "history variance")
+
+
+@register("BN")
+class BN(Unit):
+    """The TSN/PSPNet fork's ``BNLayer``: blobs scale, shift, history mean and variance
+    (``1 x C``), ``scale * (x - mean) / sqrt(var + eps) + shift`` at test time or when
+    ``frozen`` -> graph op ``fork_bn`` (batch statistics when training are refused)."""
+
+    @staticmethod
+    def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
+        layer = w.layer
+        p = param(layer, "bn_param")
+        if finite_field(w, "bn_param.eps", p.eps) < 0:
+            raise w.field("bn_param.eps must be >= 0")
+        x = ins[0]
+        if x is not None and len(x) != 4:
+            raise w.field(f"bottom {layer.bottoms[0]!r} has shape {dims(x)}, BN needs "
+                          "N x C x H x W")
+        if len(layer.blobs) != 4:
+            raise w.blob(f"expected 4 blobs (scale, shift, history mean, history variance), "
+                         f"found {len(layer.blobs)}")
+        c = x[1] if x is not None else layer.blobs[0].size
+        for i, what in enumerate(_BN_BLOBS):
+            shape = tuple(layer.blobs[i].shape)
+            if shape not in ((1, c), (1, c, 1, 1), (c,)):
+                raise w.blob(f"blob {i} ({what}) has shape {shape}, expected (1, {c})")
+        return [x]
+
+    @staticmethod
+    def build(layer: CaffeLayer, ctx: Ctx) -> None:
+        p = param(layer, "bn_param")
+        if len(layer.blobs) != 4:
+            raise ctx.err(layer, f"expected 4 blobs, found {len(layer.blobs)}")
+        params = {slot: ctx.blob(layer, i, tuple(layer.blobs[i].shape), what)
+                  for i, (slot, what) in enumerate(zip(("scale", "shift", "mean", "variance"),
+                                                       _BN_BLOBS, strict=True))}
+        ctx.add(layer, "fork_bn", {"eps": float(p.eps), "frozen": bool(p.frozen)}, params)
