@@ -37,11 +37,12 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
+from porting.argtypes import positive_float, positive_int
 from porting.checkpoint import load_checkpoint, sha256_file
 from porting.cli import HelpFormatter, examples_epilog
 from porting.graph import GraphModule
 from porting.loading import model_from_checkpoint
-from porting.outputs import atomic_write
+from porting.outputs import atomic_write, check_output_file
 
 from .common import ConversionError, run_cli
 from .comparison import Comparison, NotCompared, Row, measure, seeded_array
@@ -221,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a reid-porting checkpoint (.pth) made by a converter")
     p.add_argument("reference", nargs="?",
                    help="reference dump: .npz (NCHW) or MATLAB .mat (HxWxCxN); not with --opencv")
-    p.add_argument("--rtol", type=float, default=1e-4,
+    p.add_argument("--rtol", type=positive_float, default=1e-4,
                    help="maximum relative error per tensor (default 1e-4)")
     p.add_argument("--allow-missing", action="store_true",
                    help="exit 0 even if some reference outputs could not be compared (they "
@@ -242,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--input", nargs="+", metavar="IMAGE",
                    help="images, in the checkpoint's preprocessing, one per batch item "
                    "(default: a seeded random input of the checkpoint's input size)")
-    o.add_argument("--batch", type=int, default=2,
+    o.add_argument("--batch", type=positive_int, default=2,
                    help="batch size of the seeded input (default 2)")
     o.add_argument("--seed", type=int, default=0, help="seed of the seeded input (default 0)")
     return p
@@ -255,8 +256,7 @@ def _main(argv: list[str] | None = None) -> int:
         parser.error("give a reference dump or --opencv, not both")
     if not args.opencv and (args.prototxt or args.caffemodel or args.input):
         parser.error("--prototxt, --caffemodel and --input go with --opencv")
-    if args.batch < 1:
-        parser.error("--batch must be at least 1")
+    check_output_file(args.json, "--json")  # before anything runs
     ckpt = load_checkpoint(args.checkpoint)
     if ckpt.get("graph") is None:
         raise ConversionError(f"{args.checkpoint}: no converted graph to compare (it was not "

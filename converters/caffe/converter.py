@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from porting.argtypes import finite_float
 from porting.cli import HelpFormatter, examples_epilog
+from porting.outputs import check_output_file
 
 from .. import common
 from ..common import (
@@ -162,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST",
                    help="which layers to keep by their include/exclude rules (default TEST)")
     p.add_argument("--mean", help="a mean .binaryproto for the preprocessing spec")
-    p.add_argument("--mean-value", type=float, nargs=3, metavar=("B", "G", "R"),
+    p.add_argument("--mean-value", type=finite_float, nargs=3, metavar=("B", "G", "R"),
                    help="per-channel BGR mean (default: D-X-Y's Market mean)")
     p.add_argument("--rgb", action="store_true",
                    help="flip conv1's input channels so the model takes RGB input")
@@ -176,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    out = args.output or str(Path(args.caffemodel).with_suffix(".pth"))
+    check_output_file(out, "-o")  # before the conversion's compute
     digest = sha256_soon(args.caffemodel)
     proto_digest = sha256_soon(args.prototxt)  # both recorded for compare --opencv
     b, net = convert(args.prototxt, args.caffemodel, args.phase,
@@ -205,7 +209,6 @@ def _main(argv: list[str] | None = None) -> int:
             arch, arch_map, mapping = found
     if mapping is None:  # the --arch check already ran the whole network otherwise
         dry_run(b, net, outputs)
-    out = args.output or str(Path(args.caffemodel).with_suffix(".pth"))
     b.notes.extend(notes)
     write_checkpoint(out, b, source_path=args.caffemodel, outputs=outputs, preprocess=spec,
                      recipe="caffe-dxy", arch=arch, arch_map=arch_map, source_sha256=digest,

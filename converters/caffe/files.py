@@ -5,6 +5,7 @@ the file and the field."""
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import re
@@ -18,6 +19,7 @@ from google.protobuf import text_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
+from ..limits import INT_MAX
 from . import proto as cp
 
 PathLike = str | os.PathLike[str]
@@ -125,7 +127,12 @@ def blob_shape(blob: Message, where: str = "blob") -> tuple[tuple[int, ...], boo
     if any(d < 0 for d in shape):
         raise CaffeFormatError(f"{where}: negative dimension in shape {shape}")
     stored = len(blob.double_data) or len(blob.data)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # Python ints: numpy's int64 product wraps (2^32 x 2^32 -> 0)
+    if count > INT_MAX:  # Blob::Reshape: CHECK_LE(shape[i], INT_MAX / count_)
+        raise CaffeFormatError(
+            f"{where}: declared shape {shape} holds {count:,} values, more than a Caffe blob "
+            f"may ({INT_MAX:,})"
+        )
     if stored != count:
         raise CaffeFormatError(
             f"{where}: has {stored} values but its shape {shape} needs {count}"

@@ -58,6 +58,7 @@ class _Checker:
         self.check_params()
         for layer in self.model.layers:
             w = Where(self.model, layer)
+            w.check_block()
             unit = UNITS.functions.get(layer.type)  # an unknown class: refused by the builder
             if unit is not None:
                 for what, n, (lo, hi) in (("input", len(layer.inputs), unit.inputs),

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from porting.cli import HelpFormatter, examples_epilog
+from porting.outputs import check_output_file
 
 from .. import common
 from ..common import (
@@ -155,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    out = args.output or str(Path(args.model).with_suffix(".pth"))
+    check_output_file(out, "-o")  # before the conversion's compute
     digest = sha256_soon(args.model)
     b, model = convert(args.model, test_head=not args.no_test_head,
                        allow_nonfinite=args.allow_nonfinite, max_memory_gb=args.max_memory,
@@ -176,7 +179,6 @@ def _main(argv: list[str] | None = None) -> int:
             arch, arch_map, mapping = found
     if mapping is None:  # the --arch check already ran the whole network otherwise
         dry_run(b, {"input_size": [224, 224]} if two else spec, outputs)
-    out = args.output or str(Path(args.model).with_suffix(".pth"))
     if stats:
         last = {split: rows[-1] for split, rows in stats.items() if rows}
         b.notes.append(f"training stats: {sum(len(r) for r in stats.values())} "

@@ -29,6 +29,13 @@ def fail(model: MCNModel, layer: MCNLayer | None, msg: str) -> MatFormatError:
     return MatFormatError(f"{model.source_path}: {where}{msg}")
 
 
+#: Block properties whose value in MatConvNet's own classes may be empty (``[]`` / ``{}``):
+#: ``dagnn.BatchNorm.numChannels``, ``dagnn.Sum``/``Concat.numInputs``, ``dagnn.Scale.size``
+#: and every ``opts``. Any other property that is present but empty is refused: MatConvNet
+#: would fail on it (``vl_nnbnorm(..., 'epsilon', [])``), not take a default.
+EMPTY_ALLOWED = frozenset({"numChannels", "numInputs", "size", "opts"})
+
+
 class Where:
     """One layer of a model being checked: its block properties and params, checked."""
 
@@ -38,6 +45,14 @@ class Where:
 
     def fail(self, msg: str) -> MatFormatError:
         return fail(self.model, self.layer, msg)
+
+    def check_block(self) -> None:
+        """Refuse a block property that is present but empty (the readers give empty
+        values as None), whatever the unit reads: one rule for every property."""
+        for key, value in self.layer.block.items():
+            if value is None and key not in EMPTY_ALLOWED:
+                raise self.fail(f"block.{key} is empty; MatConvNet's {self.layer.type} needs "
+                                "a value there (remove the property to use its default)")
 
     def ints(self, key: str, counts: tuple[int, ...], minimum: int,
              default: int) -> list[int]:
