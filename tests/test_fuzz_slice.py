@@ -1,4 +1,4 @@
-"""A seeded slice of the fuzz campaign (bench/fuzz.py) in every test run: mutated inputs of each
+"""A seeded slice of the fuzz campaign (bench/fuzz/) in every test run: mutated inputs of each
 format end in exit 0 or one clean line (exit 2), never a traceback, hang, leftover file,
 executed payload or scored NaN (issue #11). The full campaign: bench/README.md."""
 
@@ -22,7 +22,9 @@ SEED = 11
 def _fuzz_module():
     if "reid_fuzz" in sys.modules:
         return sys.modules["reid_fuzz"]
-    spec = importlib.util.spec_from_file_location("reid_fuzz", ROOT / "bench" / "fuzz.py")
+    folder = ROOT / "bench" / "fuzz"
+    spec = importlib.util.spec_from_file_location("reid_fuzz", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
     module = importlib.util.module_from_spec(spec)
     sys.modules["reid_fuzz"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
