@@ -113,6 +113,13 @@ def input_size(model: MCNModel) -> tuple[int, int]:
     return (got[0], got[1]) if size is not None else (224, 224)
 
 
+def dry_run_shape(layer_type: str, index: int, h: int, w: int) -> Shape:
+    """The dry run's size for a network input that a ``layer_type`` layer reads at input
+    ``index``: an image 1 x 3 x H x W unless its unit says otherwise (:attr:`Unit.feeds`)."""
+    unit = UNITS.functions.get(layer_type)
+    return unit.feeds.get(index, (1, 3, h, w)) if unit is not None else (1, 3, h, w)
+
+
 def check_model(model: MCNModel, *, allow_nonfinite: bool = False,
                 max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
                 label_vars: set[str] | None = None) -> ModelCheck:
@@ -124,9 +131,9 @@ def check_model(model: MCNModel, *, allow_nonfinite: bool = False,
     labels = loss_labels if label_vars is None else label_vars
     feeds: dict[str, Shape] = {}
     for layer in model.layers:
-        for v in layer.inputs:
+        for i, v in enumerate(layer.inputs):
             if v not in produced and v not in feeds:
-                feeds[v] = (1,) if v in labels else (1, 3, h, w)
+                feeds[v] = (1,) if v in labels else dry_run_shape(layer.type, i, h, w)
     checker = _Checker(model, allow_nonfinite)
     checker.run(feeds)
     result = ModelCheck((h, w), checker.shapes, nonfinite=checker.nonfinite)
@@ -147,4 +154,4 @@ def nonfinite_note(result: ModelCheck) -> str | None:
             + "; ".join(result.nonfinite[:4]) + (" ..." if len(result.nonfinite) > 4 else ""))
 
 
-__all__ = ["ModelCheck", "check_model", "input_size", "nonfinite_note"]
+__all__ = ["ModelCheck", "check_model", "dry_run_shape", "input_size", "nonfinite_note"]

@@ -17,10 +17,12 @@ MATLAB_DIM = {1: 2, 2: 3, 3: 1, 4: 0}
 class Ctx:
     """Per-conversion state handed to each unit's ``build``."""
 
-    def __init__(self, model: MCNModel) -> None:
+    def __init__(self, model: MCNModel, options: dict[str, Any] | None = None) -> None:
         self.model = model
         self.source = model.source_path
         self.b = GraphBuilder("matconvnet", self.source)
+        #: conversion choices the units read (``bilinear_kernel``: "gpu" or "cpu")
+        self.options = dict(options or {})
 
     def err(self, layer: MCNLayer, msg: str) -> ConversionError:
         return ConversionError(f"{self.source}: layer {layer.name!r} ({layer.type}): {msg}")

@@ -31,21 +31,21 @@ from ..common import (
     write_checkpoint,
 )
 from ..limits import DEFAULT_MAX_MEMORY_GB
-from .check import check_model, nonfinite_note
+from .check import check_model, dry_run_shape, nonfinite_note
 from .context import Ctx
 from .layers import UNITS
 from .model import MCNModel, read_matconvnet
 
 
 def convert(path: str | os.PathLike, test_head: bool = True, *, allow_nonfinite: bool = False,
-            max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
-            progress: bool = False) -> tuple[GraphBuilder, MCNModel]:
+            max_memory_gb: float = DEFAULT_MAX_MEMORY_GB, progress: bool = False,
+            bilinear_kernel: str = "gpu") -> tuple[GraphBuilder, MCNModel]:
     """Build the graph of a MatConvNet model file, once :func:`.check.check_model`
     has checked it (block properties, param sizes, inputs/outputs, non-finite params, the
     dry run's memory)."""
     model = read_matconvnet(path)
     checked = check_model(model, allow_nonfinite=allow_nonfinite, max_memory_gb=max_memory_gb)
-    ctx = Ctx(model)
+    ctx = Ctx(model, {"bilinear_kernel": bilinear_kernel})
     note = nonfinite_note(checked)
     if note:
         ctx.b.notes.append(note)
@@ -131,7 +131,12 @@ def dry_run(b: GraphBuilder, preprocess: dict[str, Any], outputs: list[str]) -> 
     labels = {layer["inputs"][1] for layer in b.layers
               if layer["op"] in loss_ops and len(layer["inputs"]) > 1}
     h, w = preprocess["input_size"]
-    feeds = {v: torch.ones(1) if v in labels else torch.zeros(1, 3, h, w) for v in b.inputs}
+    first_reader = {}
+    for layer in b.layers:
+        for i, v in enumerate(layer["inputs"]):
+            first_reader.setdefault(v, (layer["type"], i))
+    feeds = {v: torch.ones(1) if v in labels else
+             torch.zeros(dry_run_shape(*first_reader.get(v, ("", 0)), h, w)) for v in b.inputs}
     common.dry_run(b, feeds, outputs, f" (input {h}x{w})")
 
 
@@ -149,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="map a known architecture onto porting.models (default auto)")
     p.add_argument("--no-test-head", action="store_true",
                    help="do not add the paper's lrn_test head (pool5 -> pool5n)")
+    p.add_argument("--bilinear-kernel", choices=["gpu", "cpu"], default="gpu",
+                   help="dagnn.BilinearSampler's border: 'gpu' (default) interpolates a "
+                   "sample within one pixel above or left of the image from its in-image "
+                   "neighbours, as MatConvNet's GPU kernel does; 'cpu' gives it 0, as its CPU "
+                   "kernel does (compare with a dump made on the CPU)")
     add_input_limits(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
     return p
@@ -161,7 +171,7 @@ def _main(argv: list[str] | None = None) -> int:
     digest = sha256_soon(args.model)
     b, model = convert(args.model, test_head=not args.no_test_head,
                        allow_nonfinite=args.allow_nonfinite, max_memory_gb=args.max_memory,
-                       progress=not args.quiet)
+                       progress=not args.quiet, bilinear_kernel=args.bilinear_kernel)
     outputs = default_outputs(b)
     b.module(outputs)  # checks every op and parameter reference before writing
     two = is_two_stream(b)

@@ -81,6 +81,9 @@ SIMPLENN_TYPES = {
     "softmax": "dagnn.SoftMax",
     "softmaxloss": "dagnn.Loss",
     "bnorm": "dagnn.BatchNorm",
+    "noffset": "dagnn.NormOffset",  # vl_nnnoffset(x, l.param), as the dagnn class runs it
+    "spnorm": "dagnn.SpatialNorm",  # vl_nnspnorm(x, l.param)
+    "pdist": "simplenn.pdist",  # beta23's aggregate (per image); dagnn.PDist is beta24's
 }
 # vl_simplenn_tidy's defaults for fields an old SimpleNN layer may lack.
 SIMPLENN_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -91,6 +94,7 @@ SIMPLENN_DEFAULTS: dict[str, dict[str, Any]] = {
     "dropout": {"rate": 0.5},
     "normalize": {"param": [5.0, 1.0, 0.0001 / 5, 0.75]},
     "lrn": {"param": [5.0, 1.0, 0.0001 / 5, 0.75]},
+    "pdist": {"noRoot": False, "aggregate": False, "p": 2.0, "epsilon": 1e-3},
 }
 
 

@@ -27,6 +27,9 @@ class Unit:
 
     inputs: tuple[int, int | None] = (1, 1)
     outputs: tuple[int, int | None] = (1, 1)
+    #: The dry run's size (N x C x H x W, N = 1) for a network input read at these input
+    #: positions, where it is not an image: a transform, a list of regions, a target.
+    feeds: dict[int, Shape] = {}
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None] | None:

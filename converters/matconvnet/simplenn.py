@@ -58,7 +58,9 @@ class SimpleNNLayout:
                     raise
                 raise self.fail(f"{where}: field {exc}") from None
             inputs = [previous]
-            if kind == "softmaxloss":
+            stored_target = any(p.name == f"{name}_class" for p in layer_params)
+            if kind == "softmaxloss" or (kind == "pdist" and not stored_target):
+                # vl_simplenn reads the layer's ``class``: the caller's labels or target
                 inputs.append(new_name(vars_, "label"))
             for p in layer_params:
                 params[p.name] = p
@@ -125,8 +127,12 @@ class SimpleNNLayout:
             block.update({k: settings[k] for k in keys if k in settings})
             return params, canon_dict(block)
         if kind == "bnorm":
-            if len(weights) < 2:
-                raise self.fail(f"{where}: bnorm layer needs weights {{mult, bias}}")
+            if len(weights) < 2 or weights[0].size == 0 or weights[1].size == 0:
+                raise self.fail(
+                    f"{where}: bnorm layer without mult/bias weights; MatConvNet cannot run it "
+                    "either (vl_simplenn_tidy fails on an empty weights cell, vl_nnbnorm "
+                    "refuses empty MULTIPLIERS/BIASES). import-caffe.py's SimpleNN output "
+                    "writes bnorm layers this way: import with --output-format dagnn")
             mult, bias = column(weights[0]), column(weights[1])
             # vl_simplenn_tidy's fill-in for BatchNorm layers saved without moments
             moments = weights[2] if len(weights) > 2 else np.zeros((mult.size, 2), np.float32)
@@ -150,4 +156,27 @@ class SimpleNNLayout:
             return [], {"loss": "softmaxlog"}
         if kind in ("sigmoid", "softmax"):
             return [], {}
+        if kind in ("noffset", "spnorm"):
+            if "param" not in settings:  # vl_simplenn reads l.param, which has no default
+                raise self.fail(f"{where}: {kind} layer without field 'param'")
+            return [], canon_dict({"param": settings["param"]})
+        if kind == "pdist":
+            return self._pdist(name, element, settings, where)
         return [], canon_dict(settings)  # unknown type: kept for the converter to judge
+
+    def _pdist(self, name: str, element: dict[str, Any], settings: dict[str, Any],
+               where: str) -> tuple[list[MCNParam], dict[str, Any]]:
+        """``pdist``: its vl_nnpdist settings; a ``class`` (the target) or ``instanceWeights``
+        stored in the file become parameters ``<name>_class`` / ``<name>_instanceWeights``."""
+        params = []
+        for field, suffix in (("class", "_class"), ("instanceWeights", "_instanceWeights")):
+            value = element.get(field)
+            if value is None or (isinstance(value, np.ndarray) and value.size == 0):
+                continue
+            if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+                raise self.fail(f"{where}.{field} should be a numeric array, got "
+                                f"{describe(value)}")
+            params.append(MCNParam(name + suffix, value.astype(np.float32), 0.0, 0.0))
+        block = {k: settings[k] for k in ("p", "noRoot", "epsilon", "aggregate", "opts")
+                 if k in settings}
+        return params, canon_dict(block)

@@ -2,6 +2,18 @@
 :data:`porting.converters.matconvnet.registry.UNITS`. A new family module is imported here."""
 
 from ..registry import UNITS
-from . import activation, conv, losses, normalization, pooling, tensor
+from . import (
+    activation,
+    conv,
+    conv_transpose,
+    distance,
+    energy_norm,
+    losses,
+    normalization,
+    pooling,
+    spatial,
+    tensor,
+)
 
-__all__ = ["UNITS", "activation", "conv", "losses", "normalization", "pooling", "tensor"]
+__all__ = ["UNITS", "activation", "conv", "conv_transpose", "distance", "energy_norm", "losses",
+           "normalization", "pooling", "spatial", "tensor"]

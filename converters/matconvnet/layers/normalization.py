@@ -1,6 +1,7 @@
-"""``dagnn.BatchNorm``, ``dagnn.LRN`` and ``dagnn.Scale``: semantics in
-:mod:`porting.layers.batchnorm` (``vl_nnbnorm`` with stored moments [mean sigma]) and
-:mod:`porting.layers.lrn` (``vl_nnnormalize``: alpha not divided by N)."""
+"""``dagnn.BatchNorm``, ``dagnn.LRN`` and ``dagnn.Scale`` (a scale param or input vars):
+semantics in :mod:`porting.layers.batchnorm` (``vl_nnbnorm`` with stored moments [mean
+sigma]), :mod:`porting.layers.lrn` (``vl_nnnormalize``: alpha not divided by N) and
+``bsxfun`` (the ``mcn_scale`` op)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ class BatchNorm(Unit):
             raise w.fail(f"needs mult, bias and moments params (params has "
                          f"{len(layer.params)})")
         mult, bias, moments = values
+        if mult.size == 0 or bias.size == 0:
+            raise w.fail(f"params {layer.params[0]!r}/{layer.params[1]!r} (mult/bias) are "
+                         "empty; MatConvNet cannot run this layer either (vl_nnbnorm: 'The "
+                         "MULTIPLIERS size does not match the DATA depth')")
         x = ins[0]
         c = x[1] if x is not None and len(x) > 1 else mult.size
         if mult.size != c or bias.size != c or moments.size != 2 * c:
@@ -74,23 +79,70 @@ class LRN(Unit):
 
 @register("dagnn.Scale")
 class Scale(Unit):
-    """``dagnn.Scale`` (a scale param or a second input; ``hasBias``) -> graph op ``scale``."""
+    """``dagnn.Scale``: ``bsxfun(@times, x, s)`` (+ ``bsxfun(@plus, ., b)`` with ``hasBias``)
+    where the scale and bias come from ``horzcat(inputs, params)``: parameters (-> graph op
+    ``scale``, per channel) or input vars, e.g. a squeeze-and-excitation gate (-> graph op
+    ``mcn_scale``)."""
 
-    inputs = (1, 2)
+    inputs = (1, 3)
+    feeds = {1: (1, 1, 1, 1), 2: (1, 1, 1, 1)}  # a scale / bias broadcast over x
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
-        if len(w.layer.inputs) == 1 and w.param(0) is None:
-            raise w.fail("needs a scale parameter")
-        return [ins[0]]
+        layer = w.layer
+        has_bias = _scale_has_bias(layer)
+        if not isinstance(has_bias, bool):
+            raise w.fail(f"block.hasBias must be true or false, got {show(has_bias)}")
+        operands = len(layer.inputs) + len(layer.params)
+        if operands != 2 + has_bias:
+            raise w.fail(f"a Scale {'with' if has_bias else 'without'} bias multiplies its "
+                         f"input by a scale{' and adds a bias' if has_bias else ''}: "
+                         f"{2 + has_bias} inputs and params together, got {len(layer.inputs)} "
+                         f"input(s) and {len(layer.params)} param(s)")
+        shapes = list(ins) + [_four(w.param(i)) for i in range(len(layer.params))]
+        if any(s is None or len(s) != 4 for s in shapes):
+            return [ins[0]]
+        out = []
+        for k in range(4):  # bsxfun: each dimension equal or 1
+            sizes = {s[k] for s in shapes} - {1}
+            if len(sizes) > 1:
+                raise w.fail("operands of sizes " + ", ".join(dims(s) for s in shapes)
+                             + " (N x C x H x W) do not broadcast (bsxfun needs equal sizes "
+                             "or 1)")
+            out.append(sizes.pop() if sizes else 1)
+        return [tuple(out)]
 
     @staticmethod
     def build(layer: MCNLayer, ctx: Ctx) -> None:
+        if len(layer.inputs) > 1:
+            params = {}
+            for i, slot in enumerate(("weight", "bias")[len(layer.inputs) - 1:]):
+                if i < len(layer.params):
+                    v = ctx.value(layer, i, slot)
+                    v = v.reshape(v.shape + (1,) * (4 - v.ndim))
+                    params[slot] = ctx.param(layer, i, np.ascontiguousarray(
+                        v.transpose(3, 2, 0, 1)))
+            ctx.add(layer, "mcn_scale", {"has_bias": _scale_has_bias(layer)}, params)
+            return
         w = ctx.value(layer, 0, "scale")
         w3 = w.reshape(w.shape + (1,) * (3 - w.ndim)) if w.ndim < 3 else w
         params = {"weight": ctx.param(layer, 0, w3.transpose(2, 0, 1))}
-        if layer.block.get("hasBias", len(layer.params) > 1):
+        if _scale_has_bias(layer):
             b = ctx.value(layer, 1, "bias")
             b3 = b.reshape(b.shape + (1,) * (3 - b.ndim)) if b.ndim < 3 else b
             params["bias"] = ctx.param(layer, 1, b3.transpose(2, 0, 1))
         ctx.add(layer, "scale", {"axis": 1}, params)
+
+
+def _scale_has_bias(layer: MCNLayer) -> object:
+    """``hasBias`` (the class default is true; files without the property: a bias operand
+    present)."""
+    return layer.block.get("hasBias", len(layer.inputs) + len(layer.params) > 2)
+
+
+def _four(value: np.ndarray | None) -> Shape | None:
+    """A MATLAB array's size as N x C x H x W."""
+    if value is None or value.ndim > 4:
+        return None
+    s = value.shape + (1,) * (4 - value.ndim)
+    return (s[3], s[2], s[0], s[1])
