@@ -90,10 +90,11 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("a smoke run of the authors' MatConvNet recipe: one epoch, ResNet-50 at 1/32 width",
          "reid-porting train Market-1501-v15.09.15 -o runs/resnet50 --epochs 1 "
          "--trunk-kwargs '{\"width\": 2}' --batch-size 4 --eval-split none -q"),
-        ("D-X-Y's Caffe recipe, two iterations of a narrow CaffeNet",
+        ("D-X-Y's Caffe recipe, two iterations of a narrow CaffeNet, safetensors checkpoints",
          "reid-porting train Market-1501-v15.09.15 -o runs/caffenet --arch caffenet "
          "--recipe caffe-dxy --holdout none --max-iter 2 --batch-size 4 "
-         "--trunk-kwargs '{\"widths\": [8, 16, 16, 16, 16], \"fc_width\": 32}' -q"),
+         "--trunk-kwargs '{\"widths\": [8, 16, 16, 16, 16], \"fc_width\": 32}' -q "
+         "--checkpoint-format safetensors"),
     ),
     "convert-checkpoint": (
         ("the converted net as safetensors (no pickle; readable from any framework)",

@@ -103,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of pairs, crops, flips, init")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--resume", default="auto",
-                   help="auto (the last net-epoch-N.pth in --out, as cnn_train_dag), none, or "
-                        "a checkpoint path")
+                   help="auto (the last net-epoch-N checkpoint in --out, as cnn_train_dag), "
+                        "none, or a checkpoint path")
     p.add_argument("--eval-every", type=nonnegative_int, default=0,
                    help="evaluate retrieval every K epochs (always at the end)")
     p.add_argument("--eval-split", default="auto", choices=["auto", "test", "heldout", "none"],
@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="keep the resized images here (.npy)")
     p.add_argument("--keep-last", type=nonnegative_int, default=0,
                    help="keep only the last K checkpoints (0: all, as MatConvNet)")
+    p.add_argument("--checkpoint-format", choices=["pth", "safetensors"], default="pth",
+                   help="net-epoch-N.pth (torch.save) or net-epoch-N.safetensors (tensors + "
+                        "JSON metadata: no pickle, readable from any framework)")
     p.add_argument("--log-pairs", action="store_true",
                    help="write every batch's pairs and augmentation draws (pairs.*.jsonl)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or epoch lines")
@@ -144,6 +147,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         fc9_lr=tuple(args.fc9_lr_mult), seed=args.seed, device=args.device,
         resume=args.resume, eval_every=args.eval_every, eval_split=args.eval_split,
         workers=args.workers, cache_dir=args.cache_dir, keep_last=args.keep_last,
+        checkpoint_format=args.checkpoint_format,
         log_pairs=args.log_pairs, quiet=args.quiet, verbose=args.verbose, losses=args.losses,
         verification=args.verification, contrastive_margin=args.contrastive_margin)
 

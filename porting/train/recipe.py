@@ -135,6 +135,7 @@ class TrainConfig:
     workers: int = 0
     cache_dir: str | None = None
     keep_last: int = 0
+    checkpoint_format: str = "pth"  # or "safetensors" (porting.checkpoint_safetensors)
     log_pairs: bool = False
     quiet: bool = False
     verbose: bool = False  # validate's full report after every evaluation, not only the last

@@ -16,6 +16,8 @@ from porting.train.distributed import barrier
 from porting.train.guard import check_weights
 from porting.train.recipe import VARIANT_MODEL
 
+_EPOCH = re.compile(r"net-epoch-(\d+)\.(pth|safetensors)$")
+
 
 class TrainingState:
     """Checkpointing of :class:`~porting.train.trainer.Trainer` (``saveState`` /
@@ -53,13 +55,13 @@ class TrainingState:
         return out
 
     def save(self, epoch: int) -> Path:
-        path = self.out / f"net-epoch-{epoch}.pth"
+        path = self.out / f"net-epoch-{epoch}.{self.cfg.checkpoint_format}"
         check_weights(self.model.state_dict().items(), epoch)  # the last file stays finite
         if self.main:
             save_checkpoint(path, self.checkpoint(epoch))
             if self.cfg.keep_last > 0:
-                for old in self.out.glob("net-epoch-*.pth"):
-                    m = re.match(r"net-epoch-(\d+)\.pth$", old.name)
+                for old in self.out.glob("net-epoch-*"):
+                    m = _EPOCH.match(old.name)
                     if m and int(m.group(1)) <= epoch - self.cfg.keep_last:
                         old.unlink()
         barrier()
@@ -68,8 +70,8 @@ class TrainingState:
     def last_checkpoint(self) -> Path | None:
         """cnn_train_dag's ``findLastCheckpoint``: the highest ``net-epoch-N``."""
         best = None
-        for p in self.out.glob("net-epoch-*.pth"):
-            m = re.match(r"net-epoch-(\d+)\.pth$", p.name)
+        for p in self.out.glob("net-epoch-*"):  # either format
+            m = _EPOCH.match(p.name)
             if m and (best is None or int(m.group(1)) > best[0]):
                 best = (int(m.group(1)), p)
         return best[1] if best else None
