@@ -216,6 +216,22 @@ def write_checkpoint(path: str | Path, builder: GraphBuilder, *, source_path: st
     return ckpt
 
 
+def check_graph_limits(builder: GraphBuilder, outputs: list[str]) -> None:
+    """Refuse now what ``porting.load`` would refuse: the checkpoint schema's own checks (op
+    attribute ranges, input counts, parameter ranks) on the graph just built, before the
+    dry run and the write, so that converter and loader share one set of limits. Memory is
+    the converter's ``--max-memory`` business, not checked here."""
+    from porting.checkpoint_schema import CheckpointError, check_schema
+
+    ckpt = make_checkpoint({f"params.{k}": v for k, v in builder.params.items()},
+                           graph=builder.graph(outputs))
+    try:
+        check_schema(ckpt, builder.source, allow_nonfinite=True, memory_limit=1 << 62)
+    except CheckpointError as exc:  # "<file>: graph layer 'x' (Type).attrs.f: ..." in words
+        msg = str(exc).replace(": graph layer ", ": layer ", 1).replace(").attrs.", "): ", 1)
+        raise ConversionError(msg) from None
+
+
 def summary_table(builder: GraphBuilder, preprocess: dict[str, Any] | None,
                   mapping: str | None) -> str:
     """The tabulate summary every converter prints."""

@@ -652,8 +652,10 @@ def test_unknown_binary_fields_are_preserved(tmp_path: Path) -> None:
             "layer 'a' has both include and exclude rules",
         ),
         (
-            'layer { name: "a" type: "ReLU" }\nlayer { name: "a" type: "ReLU" }',
-            "two layers are named 'a' in phase TEST",
+            # BVLC's Net accepts two ReLUs named alike; not two layers whose weights are
+            # matched by that name (issue 21)
+            'layer { name: "a" type: "InnerProduct" }\nlayer { name: "a" type: "InnerProduct" }',
+            "2 layers are named 'a' in phase TEST",
         ),
         ('layer { name: "a" bottom: "x" }', "layer #0 'a' has no type"),
         ('input: "x" input_dim: 1 input_dim: 3\nlayer { name: "a" type: "ReLU" }', "need 4"),

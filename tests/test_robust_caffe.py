@@ -79,9 +79,11 @@ def test_oversized_prototxt_is_refused(net, capsys) -> None:
 def test_huge_input_shape_is_refused_with_the_estimate_and_the_limit(net, capsys) -> None:
     # The dry run tried to allocate 43 GB for 1x3x60000x60000 and died in the allocator.
     proto, weights = net
+    batch = []
 
     def edit(layers, netp):
         layers["data"].input_param.shape[0].dim[2:] = [60000, 60000]
+        batch.append(layers["data"].input_param.shape[0].dim[0])
         keep = [la for la in netp.layer if la.name in ("data", "conv1", "relu1")]
         del netp.layer[:]
         netp.layer.extend(keep)
@@ -90,7 +92,8 @@ def test_huge_input_shape_is_refused_with_the_estimate_and_the_limit(net, capsys
     line = _refused(_convert(capsys, proto, weights), "net.prototxt", "60000x60000",
                     "--max-memory", "4 GB")
     estimate = float(line.split("about ")[1].split(" GB")[0])
-    assert 54 <= estimate < 55  # 3 x 60000^2 floats in and conv1's 12 x 15000^2 out
+    # 3 x 60000^2 floats in and conv1's 12 x 15000^2 out, per image of the declared batch
+    assert 54 * batch[0] <= estimate < 55 * batch[0]
 
 
 def test_max_memory_flag_sets_the_limit(net, capsys) -> None:

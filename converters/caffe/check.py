@@ -6,8 +6,8 @@ number of bottoms and tops its type takes, the ``*_param`` fields that must be i
 (kernel, stride >= 1, pad >= 0, dilation >= 1, group dividing the channels, num_output,
 local_size...) or finite floats, blob shapes against the layer's fields and its bottom's
 shape; here: ``loss_weight`` and non-finite weights. Shapes are propagated from the declared
-``Input`` shapes (batch 1, as the dry run feeds), so geometry that does not fit the input is
-refused here and the dry run's peak memory is estimated before it allocates. Errors are
+``Input`` shapes (batch included, as the dry run feeds), so geometry that does not fit the
+input is refused here and the dry run's peak memory is estimated before it allocates. Errors are
 :class:`CaffeFormatError` lines naming the file and the layer with Caffe's field names.
 """
 

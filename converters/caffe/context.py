@@ -21,6 +21,7 @@ class Ctx:
         self.current: dict[str, str] = {}  # blob -> var holding its current value
         writers = Counter(t for layer in net.layers for t in layer.tops)
         self.remaining = dict(writers)
+        self.used: set[str] = set()  # var names given so far
 
     def err(self, layer: CaffeLayer, msg: str) -> ConversionError:
         return ConversionError(f"{self.source}: layer {layer.name!r} ({layer.type}): {msg}")
@@ -36,8 +37,14 @@ class Ctx:
         names = []
         for top in layer.tops:
             self.remaining[top] -= 1
-            names.append(top if self.remaining[top] == 0 else f"{top}@{layer.name}")
-            self.current[top] = names[-1]
+            name = top if self.remaining[top] == 0 else f"{top}@{layer.name}"
+            k = 1
+            while name in self.used:  # layers that share a name, in place on one blob
+                k += 1
+                name = f"{top}@{layer.name}#{k}"
+            self.used.add(name)
+            names.append(name)
+            self.current[top] = name
         return names
 
     def blob(self, layer: CaffeLayer, i: int, shape: tuple[int, ...], what: str) -> str:

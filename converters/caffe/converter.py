@@ -36,21 +36,32 @@ from ..limits import DEFAULT_MAX_MEMORY_GB
 from .check import check_net, nonfinite_note
 from .context import Ctx
 from .layers import UNITS
+from .layers.data import DATA_TYPES
 from .reader import CaffeNet, load_net, phase_layers, read_mean_binaryproto
 
 
 def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike,
             phase: str = "TEST", *, allow_nonfinite: bool = False,
             max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
-            progress: bool = False) -> tuple[GraphBuilder, CaffeNet]:
+            progress: bool = False,
+            ignore_unknown_fields: bool = False) -> tuple[GraphBuilder, CaffeNet]:
     """Build the graph of a Caffe net (weights matched by layer name).
 
     The net is read and checked (:func:`.check.check_net`: fields, blob shapes, bottom
     and top counts, non-finite weights, the dry run's memory) before anything is built.
+    A prototxt field the schema does not know (a fork's or a custom layer's) is an error:
+    the converter cannot tell whether it changes the numbers. With
+    ``ignore_unknown_fields`` such fields are skipped, warned about, and listed in the
+    graph's notes (``convert-caffe`` records them in the checkpoint's ``meta``). The built
+    graph is checked against the checkpoint schema's limits, so that what converts loads.
     How its convolutions are computed is chosen when the graph runs
     (:class:`porting.graph.GraphModule`'s ``conv``), not here.
     """
     net = load_net(prototxt, caffemodel, phase)
+    for layer in net.layers:  # an unknown type says more than its unknown *_param field
+        UNITS.get(layer.type, layer.name, os.fspath(prototxt))
+    if net.unknown_fields and not ignore_unknown_fields:
+        raise ConversionError(unknown_field_error(net.unknown_fields))
     checked = check_net(net, os.fspath(prototxt), os.fspath(caffemodel),
                         allow_nonfinite=allow_nonfinite, max_memory_gb=max_memory_gb)
     ctx = Ctx(net, os.fspath(prototxt), phase)
@@ -67,7 +78,25 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike,
     if net.unused_weights:
         ctx.b.notes.append(f"caffemodel layers not in this {phase} net: "
                            f"{', '.join(net.unused_weights[:8])}")
+    common.check_graph_limits(ctx.b, graph_outputs(ctx.b))
     return ctx.b, net
+
+
+_SKIPPED = " skipped (custom layer parameter?)"
+
+
+def unknown_field_error(notes: tuple[str, ...]) -> str:
+    """The one-line error for a prototxt's unknown fields (the first, and how many)."""
+    first = notes[0].removesuffix(_SKIPPED)
+    more = f" ({len(notes)} unknown fields in all)" if len(notes) > 1 else ""
+    return (f"{first}: the converter does not know this field, so it cannot tell whether "
+            f"it changes the numbers{more}; --ignore-unknown-fields converts without it")
+
+
+def ignored_fields(net: CaffeNet) -> list[str]:
+    """What ``--ignore-unknown-fields`` ignored, as recorded in the checkpoint (file names
+    without their folder)."""
+    return [os.path.basename(n.removesuffix(_SKIPPED)) for n in net.unknown_fields]
 
 
 def graph_outputs(b: GraphBuilder) -> list[str]:
@@ -76,18 +105,19 @@ def graph_outputs(b: GraphBuilder) -> list[str]:
 
 
 def dry_run(b: GraphBuilder, net: CaffeNet, outputs: list[str]) -> None:
-    """Run the graph on zeros of the declared input shapes (when all are declared)."""
+    """Run the graph on zeros of the declared input shapes, batch included (when all are
+    declared)."""
     shapes = {k: v for k, v in net.inputs.items() if v}
     if set(shapes) == set(b.inputs):
-        common.dry_run(b, {k: torch.zeros((1,) + tuple(v[1:]) if len(v) > 1 else (1,))
-                           for k, v in shapes.items()}, outputs)
+        common.dry_run(b, {k: torch.zeros(tuple(v)) for k, v in shapes.items()}, outputs)
 
 
 def _transform(net: CaffeNet) -> tuple[dict[str, Any], str] | None:
-    """The first data layer's ``transform_param`` (and resize) in either phase."""
+    """The first data layer's ``transform_param`` (and resize): the converted phase's,
+    else the other phase's."""
     if net.definition is None:
         return None
-    for phase in ("TRAIN", "TEST"):
+    for phase in sorted(("TRAIN", "TEST"), key=lambda ph: ph != net.phase):
         try:
             layers = phase_layers(net.definition, phase)
         except ValueError:
@@ -128,6 +158,8 @@ def preprocess_for(net: CaffeNet, mean: np.ndarray | None, rgb: bool) -> dict[st
         spec["resize"] = [int(data[2]), int(data[3])]
     if mean is not None:
         spec["mean"] = mean.tolist()
+    if tp is not None and tp[0]["scale"] != 1.0:  # Caffe: (pixel - mean) * scale
+        spec["std"] = [1.0 / tp[0]["scale"]] * 3
     if rgb:
         spec["colour"] = "RGB"
         m = np.asarray(spec["mean"], dtype=np.float64)
@@ -135,6 +167,30 @@ def preprocess_for(net: CaffeNet, mean: np.ndarray | None, rgb: bool) -> dict[st
     spec["source"] = "convert-caffe: D-X-Y caffe-reid extraction (caffe.io resize to 256, "\
                      "centre crop, BGR 0-255 minus the BGR mean)"
     return spec
+
+
+def uncarried_data_fields(net: CaffeNet, source: str, mean_given: bool) -> list[str]:
+    """Fields of the converted phase's data layers (graph inputs) that change the pixels
+    and that the checkpoint's preprocessing cannot carry: a ``mean_file`` not given with
+    ``--mean``, ``mirror`` (Caffe flips half the images at random, at test time too),
+    grey input (``force_gray``, ``image_data_param.is_color: false``)."""
+    notes = []
+    for layer in net.layers:
+        if layer.type not in DATA_TYPES or layer.type == "Input":
+            continue
+        where = f"{source}: layer '{layer.name}' ({layer.type})"
+        tp = layer.proto.transform_param
+        if tp.mean_file and not mean_given:
+            notes.append(f"{where}: transform_param.mean_file {tp.mean_file!r} is not read "
+                         "(give it with --mean)")
+        if tp.mirror:
+            notes.append(f"{where}: transform_param.mirror: Caffe flips half the images at "
+                         "random, at test time too")
+        if tp.force_gray or (layer.proto.HasField("image_data_param")
+                             and not layer.proto.image_data_param.is_color):
+            notes.append(f"{where}: grey input (force_gray / image_data_param.is_color) is "
+                         "not carried by the preprocessing")
+    return notes
 
 
 def flip_input_channels(b: GraphBuilder) -> str:
@@ -171,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=["auto", "none"], default="auto",
                    help="map a known architecture onto porting.models (default auto)")
     p.add_argument("--feature", help="blob used as the re-ID feature (default: fc7 or pool5)")
+    p.add_argument("--ignore-unknown-fields", action="store_true",
+                   help="convert although the prototxt has fields the converter does not "
+                   "know (a fork's or a custom layer's): they are skipped, listed on stderr "
+                   "and recorded in the checkpoint's meta.ignored_fields")
     add_input_limits(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
     return p
@@ -184,7 +244,8 @@ def _main(argv: list[str] | None = None) -> int:
     proto_digest = sha256_soon(args.prototxt)  # both recorded for compare --opencv
     b, net = convert(args.prototxt, args.caffemodel, args.phase,
                      allow_nonfinite=args.allow_nonfinite, max_memory_gb=args.max_memory,
-                     progress=not args.quiet)
+                     progress=not args.quiet,
+                     ignore_unknown_fields=args.ignore_unknown_fields)
     outputs = graph_outputs(b)
     mean = None
     if args.mean:
@@ -192,6 +253,11 @@ def _main(argv: list[str] | None = None) -> int:
     elif args.mean_value:
         mean = np.asarray(args.mean_value, dtype=np.float64)
     notes = []
+    uncarried = uncarried_data_fields(net, args.prototxt, bool(args.mean or args.mean_value))
+    if uncarried and not args.ignore_unknown_fields:
+        raise ConversionError(f"{uncarried[0]}; --ignore-unknown-fields converts without it")
+    for note in uncarried:
+        print(f"warning: ignored: {note}", file=sys.stderr)
     if args.rgb:
         notes.append(f"--rgb: input channels of {flip_input_channels(b)!r} reversed")
     spec = preprocess_for(net, mean, args.rgb)
@@ -215,7 +281,10 @@ def _main(argv: list[str] | None = None) -> int:
                      meta={"feature_var": feature, "phase": args.phase, "net_name": net.name,
                            "prototxt": Path(args.prototxt).name,
                            "prototxt_path": str(Path(args.prototxt).resolve()),
-                           "prototxt_sha256": proto_digest.result()})
+                           "prototxt_sha256": proto_digest.result(),
+                           **({"ignored_fields": ignored_fields(net) + [
+                               os.path.basename(n) for n in uncarried]}
+                              if net.unknown_fields or uncarried else {})})
     if not args.quiet:
         print(summary_table(b, spec, mapping))
         print(f"\nwrote {out}")

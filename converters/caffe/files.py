@@ -191,11 +191,23 @@ def parse_prototxt(path: PathLike) -> tuple[Message, list[str]]:
     except text_format.ParseError as exc:
         raise _text_error(name, exc) from None
     notes = [
-        f"{name}:{line}:{column}: unknown field '{field_name}' in {message} skipped "
-        "(custom layer parameter?)"
-        for message, field_name, line, column in _unknown_fields(text, net.DESCRIPTOR)
+        f"{name}:{line}:{column}: unknown field '{field_name}' in {message}"
+        f"{_layer_words(net, index)} skipped (custom layer parameter?)"
+        for message, field_name, line, column, index in _unknown_fields(text, net.DESCRIPTOR)
     ]
     return net, notes
+
+
+def _layer_words(net: Message, index: tuple[str, int] | None) -> str:
+    """`` of layer 'name' (Type)`` for the ``index``-th ``layer``/``layers`` entry."""
+    if index is None:
+        return ""
+    layer = getattr(net, index[0])[index[1]]
+    kind = str(layer.type)
+    if index[0] == "layers":  # V1: the type is an enum number
+        enum = layer.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_number
+        kind = enum[layer.type].name if layer.type in enum else kind
+    return f" of layer '{layer.name}' ({kind})"
 
 
 # Real nets nest messages 4-5 deep (layer { convolution_param { weight_filler {...} } });
@@ -230,25 +242,36 @@ def _text_error(name: str, exc: text_format.ParseError) -> CaffeFormatError:
     return CaffeFormatError(f"{name}: {message}")
 
 
-def _unknown_fields(text: str, root: Descriptor) -> list[tuple[str, str, int, int]]:
-    """Walk the (already parseable) text and list (message, field, line, column) of every
-    field name the schema does not know. Contents of unknown fields are not inspected."""
+def _unknown_fields(text: str, root: Descriptor
+                    ) -> list[tuple[str, str, int, int, tuple[str, int] | None]]:
+    """Walk the (already parseable) text and list (message, field, line, column, layer) of
+    every field name the schema does not know; ``layer`` is ``("layer"|"layers", index)`` of
+    the net's layer entry holding it (``None`` outside layers). Contents of unknown fields
+    are not inspected."""
     tokens = text_format.Tokenizer(text.splitlines())
     stack: list[Descriptor | None] = [root]
-    found: list[tuple[str, str, int, int]] = []
+    found: list[tuple[str, str, int, int, tuple[str, int] | None]] = []
+    counts = {"layer": 0, "layers": 0}
+    current: tuple[str, int] | None = None
     try:
         while not tokens.AtEnd():
             if tokens.TryConsume("}") or tokens.TryConsume(">"):
                 stack.pop()
+                if len(stack) == 1:
+                    current = None
                 continue
             name = tokens.ConsumeIdentifierOrNumber()
             where = tokens.ParseErrorPreviousToken("")
             message = stack[-1]
             fd = message.fields_by_name.get(name) if message is not None else None
             if message is not None and fd is None:
-                found.append((message.full_name, name, where.GetLine(), where.GetColumn()))
+                found.append((message.full_name, name, where.GetLine(), where.GetColumn(),
+                              current))
             tokens.TryConsume(":")
             if tokens.TryConsume("{") or tokens.TryConsume("<"):
+                if len(stack) == 1 and fd is not None and name in counts:
+                    current = (name, counts[name])
+                    counts[name] += 1
                 stack.append(fd.message_type if fd is not None else None)
             elif tokens.TryConsume("["):
                 depth = 1

@@ -124,6 +124,9 @@ _MESSAGES: list[tuple[str, list[_Field], list[_Enum]]] = [
             _opt("bool", "debug_info", 7, False),
             _rep("LayerParameter", "layer", 100),
             _rep("V1LayerParameter", "layers", 2),
+            # yjxiong/caffe and Cysu/caffe (TSN, JSTL nets): the cuDNN workspace size per
+            # convolution; it changes no number.
+            _opt("int32", "richness", 9, 300),
         ],
         [],
     ),
@@ -393,6 +396,12 @@ _MESSAGES: list[tuple[str, list[_Field], list[_Enum]]] = [
             _opt("Engine", "engine", 11, "DEFAULT"),
             _opt("bool", "global_pooling", 12, False),
             _opt("RoundMode", "round_mode", 13, "CEIL"),
+            # BVLC PR #3057's forks (OpenCV's caffe.proto, caffe-ssd derivatives, the Torch ->
+            # Caffe converters' DenseNet/ResNeXt nets): false = FLOOR. They number it 13,
+            # where BVLC later put round_mode; it is declared at an unused number so that
+            # prototxts parse. Layer parameters are read from the prototxt, never from a
+            # caffemodel, so the wire number does not matter.
+            _opt("bool", "ceil_mode", 1013, True),
         ],
         [
             ("PoolMethod", [("MAX", 0), ("AVE", 1), ("STOCHASTIC", 2)]),

@@ -126,7 +126,9 @@ class CaffeNet:
     leaves it to be set at run time); the Input layers themselves stay in ``layers``.
     ``param_owners`` maps each ``ParamSpec`` name to the (layer, blob index) that owns
     it (the first layer using the name). ``unused_weights`` lists caffemodel layers with
-    blobs that match no layer of this phase; ``warnings`` repeats the warnings issued.
+    blobs that match no layer of this phase; ``warnings`` repeats the warnings issued;
+    ``unknown_fields`` has one note per prototxt field the schema does not know (also
+    warnings: the converter refuses them unless told to ignore them).
     """
 
     name: str
@@ -136,6 +138,7 @@ class CaffeNet:
     param_owners: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     unused_weights: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    unknown_fields: tuple[str, ...] = ()
     definition: Message | None = field(default=None, repr=False, compare=False)
 
     def layer(self, name: str) -> CaffeLayer:
@@ -167,19 +170,23 @@ def load_net(
         raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
     proto_name = os.fspath(prototxt)
     raw, notes = parse_prototxt(prototxt)
+    unknown = tuple(notes)
     for note in notes:
         warnings.warn(note, CaffeFormatWarning, stacklevel=2)
     net = upgrade_v1(raw, proto_name)
     if not len(net.layer):
         raise CaffeFormatError(f"{proto_name}: prototxt defines no layers")
     kept = phase_layers(net, phase, level=level, stages=stages, where=proto_name)
-    _check_layers(kept, proto_name, phase)
+    duplicates = _check_layers(kept, proto_name, phase)
+    if caffemodel is None:
+        _check_duplicates(kept, duplicates, cp.NetParameter(), proto_name, phase)
 
     blobs: dict[str, list[tuple[np.ndarray, bool]]] = {}
     unused: tuple[str, ...] = ()
     if caffemodel is not None:
         weights_name = os.fspath(caffemodel)
         source = upgrade_v1(read_caffemodel(caffemodel), weights_name)
+        _check_duplicates(kept, duplicates, source, proto_name, phase)
         blobs, unused, order = _match_weights(kept, source, weights_name, proto_name)
         notes += _tie_shared(kept, blobs, order, weights_name)
 
@@ -197,6 +204,7 @@ def load_net(
         param_owners=MappingProxyType(owners),
         unused_weights=unused,
         warnings=tuple(notes),
+        unknown_fields=unknown,
         definition=net,
     )
 
@@ -234,22 +242,41 @@ def _meets(rule: Message, phase: str, level: int, stages: Sequence[str]) -> bool
     return not any(stage in stages for stage in rule.not_stage)
 
 
-def _check_layers(layers: Sequence[Message], where: str, phase: str) -> None:
+def _check_layers(layers: Sequence[Message], where: str, phase: str) -> set[str]:
+    """Types and param counts; returns the names more than one layer has (BVLC's ``Net``
+    accepts those; :func:`_check_duplicates` refuses them where weights would be ambiguous)."""
     seen: set[str] = set()
+    duplicates: set[str] = set()
     for index, layer in enumerate(layers):
         if not layer.type:
             raise CaffeFormatError(f"{where}: layer #{index} '{layer.name}' has no type")
         if layer.name in seen:
-            raise CaffeFormatError(
-                f"{where}: two layers are named '{layer.name}' in phase {phase}; "
-                "weights are matched by name"
-            )
+            duplicates.add(layer.name)
         seen.add(layer.name)
         expected = _expected_blob_count(layer)
         if expected is not None and len(layer.param) > expected:
             raise CaffeFormatError(
                 f"{where}: layer '{layer.name}' ({layer.type}) has {len(layer.param)} "
                 f"param specs but only {expected} blobs"
+            )
+    return duplicates
+
+
+def _check_duplicates(layers: Sequence[Message], duplicates: set[str], source: Message,
+                      where: str, phase: str) -> None:
+    """A name several layers share is refused only where weights are matched by it: when
+    the caffemodel has blobs under that name or one of those layers takes blobs (Caffe's
+    ``CopyTrainedLayersFrom`` would copy them all into the first layer of that name)."""
+    if not duplicates:
+        return
+    weighted = {src.name for src in source.layer if len(src.blobs)}
+    for name in sorted(duplicates):
+        same = [layer for layer in layers if layer.name == name]
+        if name in weighted or any(_expected_blob_count(layer) for layer in same):
+            raise CaffeFormatError(
+                f"{where}: {len(same)} layers are named '{name}' in phase {phase} "
+                f"({', '.join(layer.type for layer in same)}) and weights are matched by "
+                "layer name: which one the caffemodel's blobs belong to is ambiguous"
             )
 
 

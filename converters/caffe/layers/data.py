@@ -22,7 +22,7 @@ def _graph_inputs(layer: CaffeLayer, ctx: Ctx) -> None:
 
 @register("Input")
 class Input(Unit):
-    """``Input``: tops of the declared shapes, fed at batch 1 by the dry run."""
+    """``Input``: tops of the declared shapes, batch included (a Reshape may name it)."""
 
     bottoms, tops = (0, 0), (1, None)
     build = staticmethod(_graph_inputs)
@@ -41,7 +41,7 @@ class Input(Unit):
                     raise w.field(f"input {top!r} has shape {list(declared)}: every dim "
                                   "must be >= 1 (input_param.shape, or input_shape/"
                                   "input_dim in a legacy header)")
-            out.append((1,) + tuple(declared[1:]) if len(declared) > 1 else (1,))
+            out.append(tuple(declared))
         return out
 
 

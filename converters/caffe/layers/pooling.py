@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf.message import Message
+
 from ...limits import dims
 from ..context import Ctx
 from ..fields import Geometry, Shape, Where, hw, param
@@ -38,6 +40,18 @@ def pool_geometry(layer: CaffeLayer, prototxt: str = "<prototxt>") -> Geometry |
     return Geometry(kernel, pad, stride)
 
 
+def ceil_rounding(w: Where, p: Message) -> bool:
+    """CEIL (True) or FLOOR output size: BVLC's ``round_mode``, or the forks' ``ceil_mode``
+    (false = FLOOR); both given must agree."""
+    ceil = int(p.round_mode) == 0
+    if p.HasField("ceil_mode"):
+        if p.HasField("round_mode") and bool(p.ceil_mode) != ceil:
+            raise w.field(f"pooling_param: ceil_mode {str(p.ceil_mode).lower()} and round_mode "
+                          f"{'CEIL' if ceil else 'FLOOR'} disagree")
+        ceil = bool(p.ceil_mode)
+    return ceil
+
+
 def _pooled(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int:
     span = size + 2 * pad - kernel
     out = (-(-span // stride) if ceil else span // stride) + 1
@@ -48,9 +62,9 @@ def _pooled(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int:
 
 @register("Pooling")
 class Pooling(Unit):
-    """Caffe's ``PoolingLayer`` (MAX, AVE; global; round_mode) -> graph op ``caffe_pool``;
-    MAX with a second top (the mask) -> ``caffe_pool_mask``; STOCHASTIC (test time: the
-    activation-weighted average) -> ``caffe_stochastic_pool``."""
+    """Caffe's ``PoolingLayer`` (MAX, AVE; global; round_mode, the forks' ceil_mode) -> graph
+    op ``caffe_pool``; MAX with a second top (the mask) -> ``caffe_pool_mask``; STOCHASTIC
+    (test time: the activation-weighted average) -> ``caffe_stochastic_pool``."""
 
     tops = (1, 2)  # Caffe: a MAX pooling may write its argmax mask as a second top
 
@@ -80,7 +94,7 @@ class Pooling(Unit):
             if s + 2 * q < k:
                 raise w.field(f"pooling_param: kernel_{name} {k} is larger than the bottom "
                               f"{s} + 2 x pad {q} along {name} (input {dims(x)})")
-            size.append(_pooled(s, k, st, q, int(p.round_mode) == 0))
+            size.append(_pooled(s, k, st, q, ceil_rounding(w, p)))
         return [(x[0], x[1], *size)] * n
 
     @staticmethod
@@ -92,7 +106,7 @@ class Pooling(Unit):
                                  "only its test-time form (the activation-weighted average) "
                                  "is implemented")
         attrs: dict[str, Any] = {"method": method, "global_pooling": bool(p.global_pooling),
-                                 "ceil_mode": int(p.round_mode) == 0}
+                                 "ceil_mode": ceil_rounding(Where(layer, ctx.source), p)}
         g = pool_geometry(layer, ctx.source)
         if g is not None:
             attrs.update(kernel=list(g.kernel), pad=list(g.pad), stride=list(g.stride))
