@@ -125,6 +125,20 @@ def test_data_layer_scale_is_not_dropped(tmp_path, capsys) -> None:
         refused((rc, err, out), "net.prototxt", "'data'", "scale")
 
 
+def test_data_layer_fields_the_preprocessing_cannot_carry(tmp_path, capsys) -> None:
+    # mirror: Caffe's DataTransformer flips half the images at random, at test time too.
+    text = ('name: "t"\nlayer { name: "data" type: "ImageData" top: "data" top: "label"\n'
+            '  transform_param { mirror: true crop_size: 227 }\n'
+            '  image_data_param { source: "x" batch_size: 4 } }\n'
+            'layer { name: "relu" type: "ReLU" bottom: "data" top: "r" }\n')
+    proto, model = _write(tmp_path, text)
+    refused(_convert(capsys, proto, model), "net.prototxt", "'data'", "mirror")
+    rc, err, out = _convert(capsys, proto, model, "--ignore-unknown-fields")
+    assert rc == 0, err
+    assert "mirror" in err
+    assert any("mirror" in f for f in porting.load_checkpoint(out)["meta"]["ignored_fields"])
+
+
 # ------------------------------------------------------------------ fork pooling fields
 
 
