@@ -103,8 +103,10 @@ def test_every_help_example_runs(i: int, folder: Path, monkeypatch, capsys) -> N
         r = json.loads((folder / argv[argv.index("--json") + 1]).read_text())
         assert {"multi-query max", "camera pairs"} <= set(r["protocols"])
     if "--visrank" in argv:
-        pngs = sorted((folder / argv[argv.index("--visrank-dir") + 1]).glob("*.png"))
+        folder_out = folder / argv[argv.index("--visrank-dir") + 1]
+        pngs = sorted(folder_out.glob("0*.png"))  # one per query, then the contact sheet
         assert len(pngs) == int(argv[argv.index("--visrank-queries") + 1])
+        assert (folder_out / "ranked_lists.png").is_file()
     if "--re-rank" in argv:
         assert "k-reciprocal re-ranking" in out
     if "--cuhk03-splits" in argv:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from porting.argtypes import (
@@ -44,6 +45,7 @@ from .report import (
     matrix_table,
     plot_cmc,
     protocol_table,
+    scoring_notes,
     write_json,
 )
 from .run import (
@@ -71,11 +73,11 @@ examples:
       --recipe market-matconvnet-v1 --multi-query --camera-pairs --json r.json \\
       --plot cmc.png --check
   # the authors' own feature files (README figures 80.82 / 62.30), k-reciprocal
-  # re-ranking and ranked-list pictures of the first 5 queries:
+  # re-ranking and ranked-list pictures of the 5 queries with the lowest AP:
   reid-porting validate --root Market-1501-v15.09.15 \\
       --features resnet_query.mat resnet_gallery.mat --arch resnet50 \\
       --recipe market-matconvnet --re-rank --visrank 10 --visrank-queries 5 \\
-      --visrank-dir ranked
+      --visrank-order worst --visrank-dir ranked
   # CUHK03 (detected, old protocol) averaged over the paper's 20 splits:
   reid-porting validate --dataset cuhk03 --root cuhk-03.mat --checkpoint net-epoch-75.pth \\
       --cuhk03-splits 20 --cache-dir features-cache
@@ -160,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "mean over the 20 splits, as the paper reports (needs --checkpoint)")
     p.add_argument("--cuhk03-kind", choices=["detected", "labeled"], default="detected",
                    help="CUHK03 boxes (default detected, the paper's)")
-    p.add_argument("--seed", type=int, default=0, help="CUHK03 single-shot gallery draws")
+    p.add_argument("--seed", type=int, default=0, help="CUHK03 single-shot gallery draws and "
+                   "--visrank-order random (default 0)")
     p.add_argument("--device", default="auto", help="auto, cuda or cpu")
     p.add_argument("--batch-size", type=positive_int, default=64,
                    help="images per forward pass when extracting (default 64)")
@@ -184,8 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write ranked-list PNGs: each query and its top K gallery images "
                    "(green true match, red false, grey junk)")
     p.add_argument("--visrank-queries", metavar="N|IDS",
-                   help="which queries for --visrank: the first N (default 10) or "
-                   "comma-separated 0-based indices or query file names")
+                   help="which queries for --visrank: N of them (default 10, chosen by "
+                   "--visrank-order) or comma-separated 0-based indices or query file names")
+    p.add_argument("--visrank-order", choices=["first", "worst", "random"], default="first",
+                   help="which N queries --visrank draws: the first in file order (default), "
+                   "the worst (lowest AP first; queries without a true match have none) or "
+                   "random ones (--seed)")
     p.add_argument("--visrank-dir", default="visrank",
                    help="folder for the --visrank PNGs (default ./visrank)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -268,6 +275,7 @@ def _main(argv: list[str] | None = None) -> int:
                                "units": "mAP/mINP/rank in percent; cmc and ap as fractions"}
     extra_text: list[str] = []
     curves: dict[str, list[float]] = {}
+    notes: dict[str, str] = {}  # which queries the figures count, and what each figure is
     if args.dataset == "oxford5k":
         res, counts = _oxford(args, loaded, opts)
         payload.update(res)
@@ -288,12 +296,18 @@ def _main(argv: list[str] | None = None) -> int:
         counts = market_counts(data)
         ours = result.summary
         payload.update({"mAP": ours["mAP"], "mINP": ours.get("mINP"), "rank1": ours["rank1"],
-                        "rank20": ours["rank20"], "cmc": result.single.cmc.tolist(),
+                        "rank20": ours["rank20"], "cmc": result.single.matched().cmc.tolist(),
                         "ap": result.single.ap.tolist(), "inp": result.single.inp.tolist(),
                         "n_query": len(data.query.pids), "n_gallery": len(data.gallery.pids),
                         "rank_size": rank_size, "summary": ours, **result.extra})
         extra_text += _market_text(args, result, data, payload)
         curves = result.curves
+        skipped = [str(data.query.names[i])
+                   for i in np.flatnonzero(~result.single.has_match)]
+        notes = scoring_notes(len(data.query.pids), skipped, rank_size
+                              if rank_size and rank_size < len(data.gallery.pids) else None)
+        payload.update({"queries_scored": len(data.query.pids) - len(skipped),
+                        "queries_skipped": skipped, "figures_count": notes})
     recipe = loaded.recipe if loaded else args.recipe
     reason = split_mismatch(dataset, counts)
     info["dataset"] = (f"{dataset} at {args.root}: "
@@ -323,7 +337,7 @@ def _main(argv: list[str] | None = None) -> int:
         payload["check"] = {"exit": code, "message": message}
     if _rank() != 0:
         return 0
-    print(header(info))
+    print(header({**info, **notes}))
     print()
     print(protocol_table(protocols))
     if rows:
@@ -344,11 +358,12 @@ def _main(argv: list[str] | None = None) -> int:
         key = record_validation(args.checkpoint, payload)
         print(f"recorded {key} in {args.checkpoint}")
     if args.plot and curves:
-        sq = protocols["single-query"]
         name = Path(args.checkpoint or args.features[0]).name
-        plot_cmc(args.plot, curves, title=cmc_title(
+        plot_cmc(args.plot, curves, figures=protocols, title=cmc_title(
             f"{arch} {model} ({name})" if arch else f"{name} ({model})", dataset,
-            "single-query" + (f", recipe {recipe}" if recipe else ""), sq["mAP"], sq["rank1"]))
+            ", ".join(x for x in (f"recipe {recipe}" if recipe else "",
+                                  f"{payload['queries_scored']:,} of {payload['n_query']:,} "
+                                  "queries scored" if notes else "") if x)))
     if args.check:
         print(message, file=sys.stderr)
         return code
@@ -369,13 +384,18 @@ def _market_text(args, result, data, payload: dict[str, Any]) -> list[str]:
         from .visrank import select_queries, visualize_ranked_results
 
         q, g = data.query, data.gallery
-        chosen = select_queries(args.visrank_queries, q.names)
+        chosen = select_queries(args.visrank_queries, q.names, order=args.visrank_order,
+                                ap=result.single.ap, has_match=result.single.has_match,
+                                seed=args.seed)
         files = visualize_ranked_results(
             q.paths, g.paths, result.single.ranking, q.pids, g.pids, q.camids, g.camids,
-            args.visrank_dir, topk=args.visrank, queries=chosen, query_names=q.names)
+            args.visrank_dir, topk=args.visrank, queries=chosen, query_names=q.names,
+            distances=result.ranked_distances(chosen, args.visrank), ap=result.single.ap)
         payload["visrank"] = [str(f) for f in files]
-        out.append(f"ranked lists: {len(files)} PNG(s) in {args.visrank_dir}/ (top "
-                   f"{args.visrank}; green true match, red false, grey junk)")
+        out.append(f"ranked lists: {len(files)} PNG(s) in {args.visrank_dir}/, "
+                   f"{len(chosen)} queries ({args.visrank_order}"
+                   f"{', one sheet' if len(files) > len(chosen) else ''}), top "
+                   f"{args.visrank}: green true match, red false, grey junk")
     if "re_rank" in result.extra:
         rr = result.extra["re_rank"]
         out.append(f"k-reciprocal re-ranking: k1={rr['k1']} k2={rr['k2']} "
