@@ -23,7 +23,7 @@ from caffe_oracle import caffemodel_bytes, input_lines, run_opencv
 import porting
 from porting.converters.caffe import main as convert_main
 
-from conftest import assert_fp32_close, rel_err
+from conftest import assert_fp32_close, refused, rel_err
 
 R = np.random.default_rng(21)
 
@@ -45,6 +45,7 @@ W = {"prelu": [arr(4, positive=True)], "prelu_s": [arr(1, positive=True)],
      "deconv": [arr(4, 3, 3, 3), arr(6)], "dw": [arr(4, 1, 3, 3), arr(4)],
      "norm": [arr(4, positive=True)], "norm_s": [arr(1, positive=True)],
      "bn": [arr(1, 4), arr(1, 4), arr(1, 4), arr(1, 4, positive=True)],
+     "bn2": [arr(1, 4, 1, 1), arr(1, 4, 1, 1)],
      "emb": [arr(6, 3), arr(3)], "ip": [arr(35, 5), arr(5)], "ip2": [arr(5, 35), arr(5)],
      "scale": [arr(4, 5)]}
 
@@ -128,6 +129,8 @@ CASES = {
                  "bn": lambda x, y: (W["bn"][0].reshape(1, 4, 1, 1) * (
                      x - W["bn"][2].reshape(1, 4, 1, 1)) / np.sqrt(
                      W["bn"][3].reshape(1, 4, 1, 1) + 1e-4) + W["bn"][1].reshape(1, 4, 1, 1))}),
+    "BN-segnet": (layer("bn2", "BN", ["x"], "bn_param { bn_mode: INFERENCE }"), {"x": X},
+                  {"bn2": lambda x: W["bn2"][0] * x + W["bn2"][1]}),
     "BVLC-axes": (
         layer("prod", "Eltwise", ["x", "y"], "eltwise_param { operation: PROD }")
         + layer("max", "Eltwise", ["x", "y"], "eltwise_param { operation: MAX }")
@@ -196,3 +199,29 @@ def test_new_type_converts_and_matches(name: str, tmp_path: Path) -> None:
             continue
         assert rel_err(y64, expect) <= 1e-10, (blob, rel_err(y64, expect))
         assert_fp32_close(y32, expect.astype(np.float32), expect)
+
+
+REFUSED = {  # name -> (layers, inputs, extra arguments, words the one-line error names)
+    "segnet-bn-learn": (layer("bn2", "BN", ["x"]), {"x": X}, [], ["bn2", "bn_mode LEARN"]),
+    "stochastic-train": (layer("sto", "Pooling", ["x"], "pooling_param { pool: STOCHASTIC "
+                         "kernel_size: 3 }"), {"x": X}, ["--phase", "TRAIN"],
+                         ["sto", "STOCHASTIC", "TRAIN"]),
+    "mask-of-ave": (layer("pool", "Pooling", ["x"], "pooling_param { pool: AVE kernel_size: 2 }",
+                          tops=["pool", "mask"]), {"x": X}, [], ["pool", "needs"]),
+    "depthwise-outputs": (layer("dw", "ConvolutionDepthwise", ["x"], "convolution_param { "
+                          "num_output: 8 kernel_size: 3 }"), {"x": X}, [],
+                          ["dw", "num_output (8)", "4 channels"]),
+    "interp-two-sizes": (layer("i", "Interp", ["x"], "interp_param { zoom_factor: 2 height: 3 "
+                         "width: 3 }"), {"x": X}, [], ["'i'", "exactly one"]),
+    "crop-past-the-end": (layer("crop", "Crop", ["x", "like"], "crop_param { offset: 3 }"),
+                          {"x": X, "like": arr(2, 4, 3, 4)}, [], ["crop", "offset 3"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_refusals_are_one_line(name: str, tmp_path: Path, capsys) -> None:
+    layers, inputs, extra, words = REFUSED[name]
+    proto, model = _write(tmp_path, layers, inputs)
+    out = tmp_path / "m.pth"
+    rc = convert_main([str(proto), str(model), "-o", str(out), "-q", *extra])
+    refused((rc, capsys.readouterr().err, out), *words)

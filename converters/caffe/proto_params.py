@@ -48,7 +48,8 @@ LAYER_FIELDS: list[Field] = [
     opt("ShuffleChannelParameter", "shuffle_channel_param", 164),
     opt("UpsampleParameter", "upsample_param", 149),
     opt("BNParameter", "bn_param", 1137),
-    opt("InterpParameter", "interp_param", 2143),]
+    opt("InterpParameter", "interp_param", 2143),
+]
 
 #: (message name, fields, nested enums).
 MESSAGES: list[tuple[str, list[Field], list[Enum]]] = [
@@ -128,7 +129,7 @@ MESSAGES: list[tuple[str, list[Field], list[Enum]]] = [
         [],
     ),
     (
-        "BNParameter",  # yjxiong/caffe (TSN), hszhao/PSPNet
+        "BNParameter",  # yjxiong/caffe (TSN), hszhao/PSPNet; alexgkendall/caffe-segnet
         [
             opt("FillerParameter", "slope_filler", 1),
             opt("FillerParameter", "bias_filler", 2),
@@ -136,8 +137,13 @@ MESSAGES: list[tuple[str, list[Field], list[Enum]]] = [
             opt("float", "eps", 4, 1e-5),
             opt("bool", "frozen", 5, False),
             opt("Engine", "engine", 6, "DEFAULT"),
+            # alexgkendall/caffe-segnet's (and ENet's) BN numbers these 1, 2 and 3, which
+            # the fork above uses for other fields: names decide in a prototxt
+            opt("FillerParameter", "scale_filler", 1001),
+            opt("FillerParameter", "shift_filler", 1002),
+            opt("BNMode", "bn_mode", 1003, "LEARN"),
         ],
-        [ENGINE],
+        [ENGINE, ("BNMode", [("LEARN", 0), ("INFERENCE", 1)])],
     ),
     (
         "InterpParameter",  # hszhao/PSPNet, DeepLab v2

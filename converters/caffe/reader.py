@@ -298,8 +298,8 @@ def _expected_blob_count(layer: Message) -> int | None:
         return 1
     if kind == "Embed":
         return 1 + int(layer.embed_param.bias_term)
-    if kind == "BN":
-        return 4  # the fork's scale, shift, history mean and variance
+    if kind == "BN":  # TSN/PSPNet: scale, shift, history mean and variance; SegNet: 2
+        return None
     if kind in _PARAMETERLESS:
         return 0
     return None

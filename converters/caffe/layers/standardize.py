@@ -70,38 +70,61 @@ class Normalize(Unit):
 _BN_BLOBS = ("scale", "shift", "history mean", "history variance")
 
 
+def _segnet_style(layer: CaffeLayer) -> bool:
+    """SegNet/ENet's ``BN`` (two blobs, ``bn_mode``) rather than the TSN/PSPNet one (four):
+    by the fields the prototxt sets, else by the number of blobs."""
+    p = param(layer, "bn_param")
+    if any(p.HasField(f) for f in ("bn_mode", "scale_filler", "shift_filler")):
+        return True
+    if any(p.HasField(f) for f in ("slope_filler", "bias_filler", "momentum", "eps", "frozen")):
+        return False
+    return len(layer.blobs) == 2
+
+
 @register("BN")
 class BN(Unit):
-    """The TSN/PSPNet fork's ``BNLayer``: blobs scale, shift, history mean and variance
-    (``1 x C``), ``scale * (x - mean) / sqrt(var + eps) + shift`` at test time or when
-    ``frozen`` -> graph op ``fork_bn`` (batch statistics when training are refused)."""
+    """The forks' ``BN``. TSN/PSPNet (yjxiong/caffe ``bn_layer.cpp``): blobs scale, shift,
+    history mean and variance (``1 x C``), ``scale * (x - mean) / sqrt(var + eps) + shift`` at
+    test time or when ``frozen`` -> graph op ``fork_bn`` (batch statistics when training are
+    refused). SegNet/ENet (alexgkendall/caffe-segnet ``bn_layer.cpp``): blobs scale and shift
+    (``1 x C x 1 x 1``); ``bn_mode: INFERENCE`` is ``scale * x + shift`` -> graph op ``scale``;
+    its default LEARN normalises by the batch even at test time and is refused."""
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
         layer = w.layer
         p = param(layer, "bn_param")
-        if finite_field(w, "bn_param.eps", p.eps) < 0:
-            raise w.field("bn_param.eps must be >= 0")
         x = ins[0]
         if x is not None and len(x) != 4:
             raise w.field(f"bottom {layer.bottoms[0]!r} has shape {dims(x)}, BN needs "
                           "N x C x H x W")
-        if len(layer.blobs) != 4:
-            raise w.blob(f"expected 4 blobs (scale, shift, history mean, history variance), "
-                         f"found {len(layer.blobs)}")
+        segnet = _segnet_style(layer)
+        if segnet and int(p.bn_mode) != 1:
+            raise w.field("bn_param.bn_mode LEARN (SegNet's default) normalises with the "
+                          "batch's own statistics even at test time; convert the net made for "
+                          "inference (bn_mode: INFERENCE, statistics folded into the blobs)")
+        if not segnet and finite_field(w, "bn_param.eps", p.eps) < 0:
+            raise w.field("bn_param.eps must be >= 0")
+        n = 2 if segnet else 4
+        if len(layer.blobs) != n:
+            what = "scale, shift" if segnet else "scale, shift, history mean, history variance"
+            raise w.blob(f"expected {n} blobs ({what}), found {len(layer.blobs)}")
         c = x[1] if x is not None else layer.blobs[0].size
-        for i, what in enumerate(_BN_BLOBS):
+        for i, what in enumerate(_BN_BLOBS[:n]):
             shape = tuple(layer.blobs[i].shape)
             if shape not in ((1, c), (1, c, 1, 1), (c,)):
-                raise w.blob(f"blob {i} ({what}) has shape {shape}, expected (1, {c})")
+                raise w.blob(f"blob {i} ({what}) has shape {shape}, expected (1, {c}"
+                             f"{', 1, 1' if segnet else ''})")
         return [x]
 
     @staticmethod
     def build(layer: CaffeLayer, ctx: Ctx) -> None:
         p = param(layer, "bn_param")
-        if len(layer.blobs) != 4:
-            raise ctx.err(layer, f"expected 4 blobs, found {len(layer.blobs)}")
-        params = {slot: ctx.blob(layer, i, tuple(layer.blobs[i].shape), what)
-                  for i, (slot, what) in enumerate(zip(("scale", "shift", "mean", "variance"),
-                                                       _BN_BLOBS, strict=True))}
+        keys = [ctx.blob(layer, i, tuple(layer.blobs[i].shape), what)
+                for i, what in enumerate(_BN_BLOBS[:len(layer.blobs)])]
+        if _segnet_style(layer):  # (1, C[, 1, 1]) blobs broadcast from axis 0, (C,) from 1
+            axis = 1 if layer.blobs[0].ndim == 1 else 0
+            ctx.add(layer, "scale", {"axis": axis}, {"weight": keys[0], "bias": keys[1]})
+            return
+        params = dict(zip(("scale", "shift", "mean", "variance"), keys, strict=True))
         ctx.add(layer, "fork_bn", {"eps": float(p.eps), "frozen": bool(p.frozen)}, params)
