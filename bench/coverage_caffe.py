@@ -46,6 +46,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -210,8 +211,16 @@ def run_child(entry: dict[str, Any], workdir: Path) -> dict[str, Any]:
         return res
 
     t0 = time.perf_counter()
+    ocv_proto = prototxt
+    if re.search(r"^input\s*:", text, re.M) and not re.search(r"^input_(shape|dim)\b", text,
+                                                                re.M):
+        # Caffe drops a bare header ``input:`` (no shape) when an Input layer declares the
+        # blob (UpgradeNetInput); OpenCV counts the blob twice and refuses the net.
+        ocv_proto = workdir / "opencv.prototxt"
+        ocv_proto.write_text(re.sub(r"^input\s*:.*$", "", text, flags=re.M))
+        res["opencv_prototxt"] = "bare header input removed"
     try:
-        net = _opencv(prototxt, caffemodel, feeds)
+        net = _opencv(ocv_proto, caffemodel, feeds)
         names = list(net.getLayerNames())
     except Exception as exc:  # noqa: BLE001 - cv2.error and friends: OpenCV refuses the net
         res["status"] = "no-oracle"
@@ -355,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="only the nets marked quick")
     p.add_argument("--json", metavar="FILE", help="write every net's result and the totals")
     p.add_argument("--timeout", type=float, default=900, help="seconds per net (default 900)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="nets run at the same time (default 1; each takes 2 threads)")
     p.add_argument("--porting-root", metavar="DIR",
                    help="import porting from DIR (a copy of another revision laid out as "
                    "installed: porting/, porting/converters/...) to measure a baseline")
@@ -383,16 +394,18 @@ def main(argv: list[str] | None = None) -> int:
         corpus = [e for e in corpus if e["name"] in wanted]
     elif args.quick:
         corpus = [e for e in corpus if e.get("quick")]
-    results = []
-    for entry in corpus:
+    def one(entry: dict[str, Any]) -> dict[str, Any]:
         res = _run_one(entry, args.timeout)
         res["in_scope"] = entry.get("in_scope", True)
         res["class"] = CLASS.get(res["status"], res["status"]) if res["in_scope"] \
             else "out-of-scope"
-        results.append(res)
         scope = "" if res["in_scope"] else "  [out of scope: " + entry["scope_note"] + "]"
         print(f"{entry['name']:<30} {res.get('seconds', 0):>6.1f}s  {_short(res)}{scope}",
               flush=True)
+        return res
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # each net is its own process
+        results = list(pool.map(one, corpus))
     totals = Counter(r["class"] for r in results)
     refusals = Counter(_reason(r.get("message", "")) for r in results
                        if r["class"] == "refused")
