@@ -13,8 +13,10 @@ Three layers, imported one way (layers <- pipeline <- applications):
 * **semantics** -- :mod:`porting.layers`: each Caffe / MatConvNet layer behaviour once, with
   its exact export form;
 * **pipeline** -- :mod:`porting.preprocess` and :mod:`porting.imresize` (the original
-  preprocessing), :mod:`porting.recipes` (descriptors), :mod:`porting.checkpoint` and
-  :mod:`porting.loading` (the checkpoint format), :mod:`porting.graph` (the graph runner),
+  preprocessing), :mod:`porting.recipes` (descriptors), :mod:`porting.checkpoint`,
+  :mod:`porting.checkpoint_safetensors` and :mod:`porting.loading` (the checkpoint format, as
+  ``.pth`` or ``.safetensors``), :mod:`porting.pretrained` and :mod:`porting.model_card` (its
+  folder form for the Hub), :mod:`porting.graph` (the graph runner),
   :mod:`porting.models`, :mod:`porting.feature_extractor`, :mod:`porting.inference` (fast or
   exact arithmetic), :mod:`porting.outputs`, :mod:`porting.progress`;
 * **applications** -- :mod:`porting.converters`, :mod:`porting.validation`,

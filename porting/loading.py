@@ -82,7 +82,8 @@ def _build(ckpt: dict[str, Any], canonical: bool | None, where: str) -> nn.Modul
 def load(path: str | os.PathLike, canonical: bool | None = None,
          device: str | torch.device = "cpu", *, allow_nonfinite: bool = False,
          memory_limit: int | None = None, exact: bool = False) -> nn.Module:
-    """Load a reid-porting checkpoint (``torch.load(weights_only=True)``) as an eval module.
+    """Load a reid-porting checkpoint (``.pth`` read with ``torch.load(weights_only=True)``, or
+    ``.safetensors``) as an eval module.
 
     The file's schema is checked first (:func:`porting.checkpoint.check_schema`); NaN/Inf
     parameters are refused unless ``allow_nonfinite``; ``memory_limit`` bounds the estimated
