@@ -80,44 +80,35 @@ def _source(ckpt: Mapping[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _compare_reports(measurements: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """``compare``'s recorded reports: ``measurements["compare"]`` (one report, or reports by
-    reference file) and ``measurements["compare<sep>REF"]``."""
-    out = []
-    for key, value in sorted(measurements.items()):
-        if not key.startswith("compare") or not isinstance(value, Mapping):
-            continue
-        if "rows" in value:
-            out.append((str(value.get("reference") or key), value))
-        else:
-            out += [(str(k), v) for k, v in sorted(value.items())
-                    if isinstance(v, Mapping) and "rows" in v]
-    return out
-
-
 def _compare(measurements: Mapping[str, Any]) -> list[str]:
+    """``compare --record``'s measurement: the worst relative error per var, in graph order."""
     lines = ["## Agreement with the source framework (`compare`)", ""]
-    reports = _compare_reports(measurements)
-    if not reports:
+    rec = measurements.get("compare")
+    if rec is None:
         return lines + ["No `compare` run is recorded in this checkpoint "
                         "(`reid-porting compare CHECKPOINT DUMP --record` records one).", ""]
-    for ref, report in reports:
-        rows = [r for r in report.get("rows", []) if isinstance(r, Mapping)]
-        sha = report.get("reference_sha256")
-        lines.append(f"Against `{ref}`" + (f" (SHA-256 `{sha}`)" if sha else "")
-                     + f", tolerance {_num(report.get('rtol'), 'g')} relative; "
-                     "`max|ours - ref| / max|ref|` per var, in graph order:")
-        lines += ["", "| var | shape | max abs | max rel | status |", "|---|---|---|---|---|"]
-        for r in rows:
-            shape = "x".join(str(d) for d in r.get("shape") or []) or "scalar"
-            lines.append(f"| `{r.get('name')}` | {shape} | {_num(r.get('max_abs'))} | "
-                         f"{_num(r.get('max_rel'))} | {r.get('status', '?')} |")
-        worst = report.get("worst")
-        if isinstance(worst, Mapping):
-            lines += ["", f"Worst var: `{worst.get('name')}`, {_num(worst.get('max_rel'))} "
-                          "relative."]
-        lines.append("")
-    return lines
+    if not isinstance(rec, Mapping) or not isinstance(rec.get("worst_relative_error"), Mapping):
+        keys = sorted(rec) if isinstance(rec, Mapping) else type(rec).__name__
+        return lines + [f"A `compare` measurement is recorded in a form this card does not "
+                        f"read (keys {keys}); it is not stated here.", ""]
+    source = rec.get("source") or {}
+    if source.get("opencv"):
+        against = f"OpenCV {source['opencv']} running `{source.get('prototxt', '?')}`"
+    else:
+        against = f"`{source.get('reference', '?')}`" + (
+            f" (SHA-256 `{source['sha256']}`)" if source.get("sha256") else "")
+    passed = {True: "passed", False: "FAILED"}.get(rec.get("passed"), "result not recorded")
+    lines += [f"Against {against}: {rec.get('compared', '?')} of {rec.get('outputs', '?')} "
+              f"outputs compared, tolerance {_num(rec.get('rtol'), 'g')} relative, {passed}. "
+              "Worst relative error `max|ours - ref| / max|ref|` per var, in graph order:", "",
+              "| var | max rel |", "|---|---|"]
+    for var, err in rec["worst_relative_error"].items():
+        lines.append(f"| `{var}` | {_num(err) if not isinstance(err, str) else err} |")
+    skipped = rec.get("not_compared") or {}
+    if skipped:
+        lines += ["", "Not compared: " + "; ".join(f"`{k}` ({v})" for k, v in skipped.items())
+                  + "."]
+    return lines + [""]
 
 
 def _validate(measurements: Mapping[str, Any]) -> list[str]:

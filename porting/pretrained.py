@@ -94,7 +94,7 @@ def _feature_dim(ckpt: dict[str, Any]) -> tuple[int | None, str | None]:
         model = model_from_checkpoint(ckpt)
         extractor = FeatureExtractor(model, device="cpu", batch_size=1)
         feats = extractor([np.zeros((int(size[0]), int(size[1]), 3), dtype=np.uint8)])
-    except (ValueError, CheckpointError, RuntimeError) as exc:
+    except (ValueError, CheckpointError, RuntimeError, KeyError, TypeError) as exc:
         return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return int(feats.shape[-1]), None
 

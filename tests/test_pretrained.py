@@ -91,22 +91,23 @@ def test_card_states_what_was_measured(ckpts, tmp_path: Path) -> None:
     assert "doi       = {10.1145/3159171}" in card
 
     report = tmp_path / "compare.json"
-    assert compare([str(path), str(DUMP), "--json", str(report)]) == 0
-    measured = json.loads(report.read_text())
-    record_measurement(path, "compare", measured)
+    assert compare([str(path), str(DUMP), "--json", str(report), "--record"]) == 0
+    measured = json.loads(report.read_text())  # the same run's report, read independently
     card = _card(path, tmp_path / "compared")
-    assert "No `compare` run" not in card
+    assert "No `compare` run" not in card and sha256_file(DUMP) in card
     for row in measured["rows"]:
-        assert f"| `{row['name']}` |" in card and f"| {row['max_rel']:.3g} |" in card
-    worst = measured["worst"]
-    assert f"Worst var: `{worst['name']}`, {worst['max_rel']:.3g} relative." in card
+        assert f"| `{row['name']}` | {row['max_rel']:.3g} |" in card
 
-    changed = json.loads(json.dumps(measured))
-    changed["worst"]["max_rel"] = worst["max_rel"] * 3
-    record_measurement(path, "compare", changed)
+    recorded = read_checkpoint(path)["measurements"]["compare"]
+    var = measured["rows"][0]["name"]
+    before = f"| `{var}` | {measured['rows'][0]['max_rel']:.3g} |"
+    recorded["worst_relative_error"][var] = measured["rows"][0]["max_rel"] * 7 + 1e-3
+    record_measurement(path, "compare", recorded)
     card2 = _card(path, tmp_path / "changed")
-    assert f"{worst['max_rel'] * 3:.3g} relative." in card2
-    assert f"{worst['max_rel']:.3g} relative." not in card2
+    assert before not in card2
+    assert f"| `{var}` | {measured['rows'][0]['max_rel'] * 7 + 1e-3:.3g} |" in card2
+    record_measurement(path, "compare", {"rows": []})  # a form the card does not read
+    assert "in a form this card does not read" in _card(path, tmp_path / "odd")
 
 
 def test_card_states_published_figures_only_on_the_published_test_set(ckpts,
