@@ -4,10 +4,10 @@ and ``spnorm`` (``vl_nnspnorm``, ``dagnn.SpatialNorm``)."""
 from __future__ import annotations
 
 from porting.layers.norm_offset import norm_offset
-from porting.layers.spatial_norm import spatial_norm
+from porting.layers.spatial_norm import MatConvNetSpatialNorm
 
 from .checks import FieldError, numbers
-from .registry import register_op
+from .registry import register_module_op, register_op
 
 
 def _spnorm_param(field, v):
@@ -23,6 +23,5 @@ def noffset(x, a, p, training):
     return [norm_offset(x[0], k, power)]
 
 
-@register_op("spnorm", required=("param",), attrs={"param": _spnorm_param}, fresh=True)
-def spnorm(x, a, p, training):
-    return [spatial_norm(x[0], tuple(a["param"]))]
+register_module_op("spnorm", MatConvNetSpatialNorm.from_attrs, required=("param",),
+                   attrs={"param": _spnorm_param}, fresh=True)
