@@ -164,9 +164,14 @@ def _local_folder(name: str | os.PathLike, revision: str | None,
     except ImportError:
         raise CheckpointError(f"{name}: reading a Hub repository needs huggingface_hub: "
                               f"{_HUB_HINT}") from None
-    return Path(snapshot_download(text, revision=revision, cache_dir=cache_dir,
-                                  allow_patterns=[WEIGHTS, CONFIG, CARD],
-                                  local_files_only=local_files_only))
+    try:
+        return Path(snapshot_download(text, revision=revision, cache_dir=cache_dir,
+                                      allow_patterns=[WEIGHTS, CONFIG, CARD],
+                                      local_files_only=local_files_only))
+    except Exception as exc:  # noqa: BLE001 - the Hub client's many network/cache errors
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{name}: cannot get the repository from the Hugging Face Hub "
+                              f"({type(exc).__name__}: {detail})") from None
 
 
 def from_pretrained(name: str | os.PathLike, canonical: bool | None = None,

@@ -164,6 +164,10 @@ def test_hub_repo_id_read_offline_from_the_hub_cache(folder: Path, tmp_path: Pat
     model = porting.from_pretrained("someone/two-stream", cache_dir=tmp_path / "cache",
                                     local_files_only=True)
     assert same(dict(model.state_dict()), dict(porting.from_pretrained(folder).state_dict()))
+    with pytest.raises(porting.CheckpointError, match="cannot get the repository") as err:
+        porting.from_pretrained("someone/absent", cache_dir=tmp_path / "cache",
+                                local_files_only=True)
+    assert "\n" not in str(err.value)
     card = hub.ModelCard.load(folder / "README.md")
     assert card.data.library_name == "reid-porting" and card.data.tags == ["person-reid"]
 
