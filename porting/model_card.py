@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = ["CITATION", "model_card"]
@@ -69,8 +70,12 @@ def _source(ckpt: Mapping[str, Any]) -> list[str]:
         lines.append(f"Converted from **{source['framework']}** by "
                      f"`{converter.get('name', 'reid-porting')}` "
                      f"(converter version {converter.get('version', '?')}).")
-        lines += ["", "| file | SHA-256 |", "|---|---|",
-                  f"| `{source.get('file', '?')}` | `{source.get('sha256', 'not recorded')}` |"]
+        files = [(source.get("file", "?"), source.get("sha256"))]
+        meta = ckpt.get("meta") or {}
+        if meta.get("prototxt"):  # convert-caffe's second file
+            files.append((Path(str(meta["prototxt"])).name, meta.get("prototxt_sha256")))
+        lines += ["", "| file | SHA-256 |", "|---|---|"]
+        lines += [f"| `{name}` | `{sha or 'not recorded'}` |" for name, sha in files]
     elif source.get("trained_with"):
         lines.append(f"Trained with `{source['trained_with']}`, recipe "
                      f"`{source.get('recipe', '?')}`"

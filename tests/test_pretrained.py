@@ -87,6 +87,8 @@ def test_card_states_what_was_measured(ckpts, tmp_path: Path) -> None:
     card = _card(path, tmp_path / "bare")
     assert re.match(r"---\nlibrary_name: reid-porting\n(#[^\n]*\n)?tags:\n- person-reid\n", card)
     assert f"| `weights.caffemodel` | `{sha256_file(CAFFENET)}` |" in card and "caffe" in card
+    prototxt = CAFFENET.with_name("deploy.prototxt")
+    assert f"| `deploy.prototxt` | `{sha256_file(prototxt)}` |" in card
     assert "No `compare` run is recorded" in card and "No `validate` run" in card
     assert "doi       = {10.1145/3159171}" in card
 
