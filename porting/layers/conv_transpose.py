@@ -40,7 +40,15 @@ def conv_transpose2d(
     if oh < 1 or ow < 1:
         raise ValueError(f"the output is empty ({oh}x{ow}): the crop {list(crop)} is too large")
     ph, pw = min(t, b), min(left, right)
-    y = deconvolution(x, weight, bias, tuple(upsample), (ph, pw), (1, 1), groups)
+    if groups > 1 and torch.onnx.is_in_onnx_export():
+        # one ConvTranspose per group in the exported graph (same values): onnx's reference
+        # evaluator, which checks every export, cannot run a grouped ConvTranspose
+        xs, ws = x.chunk(groups, dim=1), weight.chunk(groups, dim=0)
+        bs = bias.chunk(groups) if bias is not None else [None] * groups
+        y = torch.cat([deconvolution(xg, wg, bg, tuple(upsample), (ph, pw), (1, 1), 1)
+                       for xg, wg, bg in zip(xs, ws, bs, strict=True)], dim=1)
+    else:
+        y = deconvolution(x, weight, bias, tuple(upsample), (ph, pw), (1, 1), groups)
     if (t, b, left, right) != (ph, ph, pw, pw):
         h, w = y.shape[-2:]
         y = y[..., t - ph : h - (b - ph), left - pw : w - (right - pw)]
