@@ -46,7 +46,7 @@ def _main(argv: list[str] | None = None) -> int:
     from porting.converters.matconvnet import main as convert_matconvnet
     from porting.preprocess import caffe_dxy, market_matconvnet
     from porting.validation.cli import main as validate
-    from porting.validation.mini import build_mini_market
+    from porting.validation.mini import make_mini_market
 
     _step("preprocessing the real Market-1501 samples as the authors did")
     from porting.validation import mini
@@ -89,14 +89,15 @@ def _main(argv: list[str] | None = None) -> int:
     root = out / "market_mini"
     if root.exists():
         shutil.rmtree(root)
-    build_mini_market(root)
+    make_mini_market(root)  # as `reid-porting make-mini-market DIR`
     for part in ("query", "bounding_box_test", "bounding_box_train", "gt_bbox"):
         print(f"  {part}: {len(list((root / part).glob('*.jpg')))} images")
 
     _step("validate: MatConvNet checkpoint, authors' 256 + flip + per-position L2 recipe")
     rc = validate(["--root", str(root), "--checkpoint", str(two), "--multi-query",
                    "--json", str(out / "two_stream.json"), "--plot", str(out / "cmc.png"),
-                   "-q", "--workers", "0"])
+                   "--visrank", "8", "--visrank-queries", "4", "--visrank-order", "worst",
+                   "--visrank-dir", str(out / "ranked"), "-q", "--workers", "0"])
     if rc:
         return rc
 
@@ -106,8 +107,8 @@ def _main(argv: list[str] | None = None) -> int:
     if rc:
         return rc
     print(f"\nDone in {time.perf_counter() - t0:.1f} s; files in {out}/ "
-          "(checkpoints, JSON reports, CMC plot). The bundled weights are random narrow nets, "
-          "so the published figures are not expected to be met here.")
+          "(checkpoints, JSON reports, CMC plot, ranked lists). The bundled weights are random "
+          "narrow nets, so the published figures are not expected to be met here.")
     return 0
 
 

@@ -118,7 +118,7 @@ def test_frames_labels_and_sizes_follow_the_ranking(tmp_path: Path, toy) -> None
                 assert np.abs(centre - t["colours"][j]).max() <= 2
             words = {"match": "true match", "false": "false match", "junk": "junk"}[kind]
             assert _has_text(im, slot, row, [
-                f"#{slot} {t['dist'][qi, slot - 1]:.3f}",
+                f"#{slot} d={t['dist'][qi, slot - 1]:.3f}",
                 f"id {t['g_pids'][j]} c{t['g_cams'][j]}", words])
         ap = "no match" if np.isnan(t["ap"][qi]) else f"AP {100 * t['ap'][qi]:.1f}%"
         assert _has_text(im, 0, row, [f"query {qi}",
@@ -206,7 +206,7 @@ def test_validate_visrank_worst_queries_frames_distances(tmp_path: Path) -> None
         np.testing.assert_allclose(d, dist[qi, ref.ranking[qi, :k]], rtol=1e-5, atol=1e-6)
         for slot, j in enumerate(ref.ranking[qi, :k], start=1):
             assert _has_text(sheet, slot, row, [
-                f"#{slot} {d[slot - 1]:.3f}", f"id {g.pids[j]} c{g.camids[j]}",
+                f"#{slot} d={d[slot - 1]:.3f}", f"id {g.pids[j]} c{g.camids[j]}",
                 {"match": "true match", "false": "false match", "junk": "junk"}[kinds[slot - 1]]])
         assert _has_text(sheet, 0, row, [f"query {qi}", f"id {q.pids[qi]} c{q.camids[qi]}",
                                          f"AP {100 * ref.ap[qi]:.1f}%"])

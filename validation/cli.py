@@ -320,7 +320,7 @@ def _main(argv: list[str] | None = None) -> int:
         info["recipe"] += f": {RECIPES[recipe].source}"
     info["protocols"] = ", ".join(protocols) + (
         f" (rank lists cut at {rank_size})" if rank_size and "single-query" in protocols
-        else "")
+        and rank_size < payload.get("n_gallery", rank_size + 1) else "")
     if loaded is not None:  # how the images were read (porting.preprocess.IMAGE_POLICY)
         info["images"] = ("by content as MATLAB's imread; grey -> RGB; CMYK, >8-bit, <2x2 "
                           "refused")
@@ -392,10 +392,11 @@ def _market_text(args, result, data, payload: dict[str, Any]) -> list[str]:
             args.visrank_dir, topk=args.visrank, queries=chosen, query_names=q.names,
             distances=result.ranked_distances(chosen, args.visrank), ap=result.single.ap)
         payload["visrank"] = [str(f) for f in files]
-        out.append(f"ranked lists: {len(files)} PNG(s) in {args.visrank_dir}/, "
-                   f"{len(chosen)} queries ({args.visrank_order}"
-                   f"{', one sheet' if len(files) > len(chosen) else ''}), top "
-                   f"{args.visrank}: green true match, red false, grey junk")
+        sheets = len(files) - len(chosen)
+        out.append(f"ranked lists of {len(chosen)} queries ({args.visrank_order}), top "
+                   f"{args.visrank}: {len(chosen)} PNG(s)"
+                   + (f" + {sheets} contact sheet(s)" if sheets else "")
+                   + f" in {args.visrank_dir}/")
     if "re_rank" in result.extra:
         rr = result.extra["re_rank"]
         out.append(f"k-reciprocal re-ranking: k1={rr['k1']} k2={rr['k2']} "

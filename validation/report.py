@@ -144,8 +144,7 @@ def scoring_notes(n_query: int, skipped: Sequence[str], rank_size: int | None
 def protocol_table(protocols: Mapping[str, Mapping[str, float]]) -> str:
     """One row per protocol that ran: mAP, mINP, rank-1/5/10/20 (percent; blank = n/a)."""
     rows = [[name, *(_f(vals.get(m)) for m in METRICS)] for name, vals in protocols.items()]
-    return tabulate(rows, headers=["protocol", "mAP", "mINP", "R1", "R5", "R10", "R20"],
-                    tablefmt="github", disable_numparse=True)
+    return _table(rows, ["protocol", "mAP", "mINP", "R1", "R5", "R10", "R20"])
 
 
 def comparison_table(rows: Sequence[Comparison], width: int | None = None) -> str:
@@ -227,8 +226,8 @@ def matrix_table(cm: np.ndarray, title: str) -> str:
     """A camera-pair matrix (fractions) in percent: probe camera rows, gallery columns."""
     n = cm.shape[0]
     rows = [[f"probe c{i + 1}", *(_f(100 * float(v)) for v in cm[i])] for i in range(n)]
-    return f"{title}\n" + tabulate(rows, headers=["", *(f"gallery c{j + 1}" for j in range(n))],
-                                   tablefmt="github", disable_numparse=True)
+    return (f"{title}, probe camera (rows) x gallery camera (columns)\n"
+            + _table(rows, ["", *(f"c{j + 1}" for j in range(n))]))
 
 
 def listing(title: str, items: Sequence[Any], show: int = 50) -> str:

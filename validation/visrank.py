@@ -55,7 +55,7 @@ KIND_WORDS = {"match": "true match", "false": "false match", "junk": "junk"}
 LEGEND = (("query", "query"), ("match", "true match (same id, other camera)"),
           ("false", "false match"), ("junk", "junk (id -1, or same id and camera)"))
 #: What the label lines say, after the colour swatches.
-LEGEND_NOTE = "labels: #rank distance / id camera / verdict"
+LEGEND_NOTE = "labels: #rank d=distance / id camera / verdict"
 ORDERS = ("first", "worst", "random")
 
 
@@ -86,7 +86,7 @@ def label_box(slot: int, row: int = 0) -> tuple[int, int, int, int]:
 def _legend_width() -> int:
     font = label_font()
     swatches = sum(14 + font.getlength(text) + 14 for _, text in LEGEND)
-    return int(GAP + swatches + font.getlength(LEGEND_NOTE)) + GAP
+    return int(GAP + swatches + font.getlength(LEGEND_NOTE)) + 3 * GAP  # room for overhang
 
 
 def sheet_size(n_rows: int, topk: int) -> tuple[int, int]:
@@ -200,7 +200,7 @@ def _labels(row: Row, kinds: Sequence[str]) -> list[list[str]]:
           else f"AP {100 * row.ap:.1f}%")
     out = [[f"query {row.index}", f"id {row.pid} c{row.camid}", ap]]
     for r, kind in enumerate(kinds):
-        d = "" if row.distances is None else f" {float(row.distances[r]):.3f}"
+        d = "" if row.distances is None else f" d={float(row.distances[r]):.3f}"
         out.append([f"#{r + 1}{d}", f"id {int(row.g_pids[r])} c{int(row.g_camids[r])}",
                     KIND_WORDS[kind]])
     return out
