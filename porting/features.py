@@ -17,10 +17,27 @@ from torch import nn
 from porting.graph import GraphModule
 from porting.preprocess import Preprocess
 
+TF32_ENV = "REID_PORTING_TF32"
+
+
+def float32_on_cuda() -> None:
+    """Keep float32 convolutions and matmuls in float32 on CUDA.
+
+    PyTorch lets cuDNN convolutions run in TF32 by default on Ampere and later GPUs (a 10-bit
+    mantissa: about 1e-3 relative error, ten times ``compare``'s tolerance), so a faithful
+    port turns it off where it runs; ``REID_PORTING_TF32=1`` keeps PyTorch's default.
+    """
+    if os.environ.get(TF32_ENV, "0") != "1":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; under torchrun CUDA is ``cuda:LOCAL_RANK``."""
+    """``"auto"`` -> CUDA when available, else CPU; under torchrun CUDA is ``cuda:LOCAL_RANK``.
+    A CUDA device runs float32 as float32 (:func:`float32_on_cuda`)."""
     if isinstance(device, torch.device):
+        if device.type == "cuda":
+            float32_on_cuda()
         return device
     if device not in ("auto", "cuda", "cpu") and not str(device).startswith("cuda:"):
         raise ValueError(f"device must be 'auto', 'cuda', 'cuda:N' or 'cpu', got {device!r}")
@@ -30,6 +47,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise RuntimeError("device 'cuda' asked for but torch.cuda.is_available() is False")
     if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    if device.startswith("cuda"):
+        float32_on_cuda()
     return torch.device(device)
 
 

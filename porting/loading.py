@@ -91,7 +91,10 @@ def load(path: str | os.PathLike, canonical: bool | None = None,
     framework's arithmetic bit for bit instead of the fast test-time forms
     (:mod:`porting.inference`).
     """
+    from porting.features import float32_on_cuda
     from porting.inference import set_exact
 
     ckpt = load_checkpoint(path, allow_nonfinite=allow_nonfinite, memory_limit=memory_limit)
+    if torch.device(device).type == "cuda":
+        float32_on_cuda()
     return set_exact(model_from_checkpoint(ckpt, canonical, path=path), exact).to(device)
