@@ -120,7 +120,7 @@ def test_frames_labels_and_sizes_follow_the_ranking(tmp_path: Path, toy) -> None
             assert _has_text(im, slot, row, [
                 f"#{slot} d={t['dist'][qi, slot - 1]:.3f}",
                 f"id {t['g_pids'][j]} c{t['g_cams'][j]}", words])
-        ap = "no match" if np.isnan(t["ap"][qi]) else f"AP {100 * t['ap'][qi]:.1f}%"
+        ap = "no true match" if np.isnan(t["ap"][qi]) else f"AP {100 * t['ap'][qi]:.1f}%"
         assert _has_text(im, 0, row, [f"query {qi}",
                                       f"id {t['q_pids'][qi]} c{t['q_cams'][qi]}", ap])
         # a wrong label is not found: the check can fail

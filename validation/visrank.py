@@ -196,7 +196,7 @@ class Row:
 
 def _labels(row: Row, kinds: Sequence[str]) -> list[list[str]]:
     """The text lines under the query (slot 0) and under each gallery image."""
-    ap = ("AP n/a" if row.ap is None else "no match" if np.isnan(row.ap)
+    ap = ("AP n/a" if row.ap is None else "no true match" if np.isnan(row.ap)
           else f"AP {100 * row.ap:.1f}%")
     out = [[f"query {row.index}", f"id {row.pid} c{row.camid}", ap]]
     for r, kind in enumerate(kinds):
