@@ -34,8 +34,11 @@ def bilinear_sample(x: torch.Tensor, grid_yx: torch.Tensor, cpu_kernel: bool = F
     if no != n:
         x = x.repeat_interleave(no // n, dim=0)
     # grid_sample takes (x, y) pairs; MatConvNet's come as (y, x).
-    y = F.grid_sample(x, grid_yx.flip(-1), mode="bilinear", padding_mode="zeros",
-                      align_corners=True)
+    if torch.onnx.is_in_onnx_export():
+        y = _sample_by_gathering(x, grid_yx)
+    else:
+        y = F.grid_sample(x, grid_yx.flip(-1), mode="bilinear", padding_mode="zeros",
+                          align_corners=True)
     if not cpu_kernel:
         return y
     # the kernel's own arithmetic: 0.5 * (g + 1) * (size - 1), in the grid's precision
@@ -44,6 +47,29 @@ def bilinear_sample(x: torch.Tensor, grid_yx: torch.Tensor, cpu_kernel: bool = F
     px = 0.5 * (grid_yx[..., 1] + 1) * (w - 1)
     dropped = (py.floor() < 0) | (px.floor() < 0)
     return y.masked_fill(dropped.unsqueeze(1), 0.0)
+
+
+def _sample_by_gathering(x: torch.Tensor, grid_yx: torch.Tensor) -> torch.Tensor:
+    """The same bilinear sampling as gathers of the four neighbours' pixel rows: how it is
+    exported (onnx's reference evaluator, which checks every export, runs neither the
+    GridSample that torch exports nor a GatherElements this wide)."""
+    n, c, h, w = x.shape
+    ho, wo = grid_yx.shape[1:3]
+    py = 0.5 * (grid_yx[..., 0] + 1) * (h - 1)
+    px = 0.5 * (grid_yx[..., 1] + 1) * (w - 1)
+    y0, x0 = py.floor(), px.floor()
+    pixels = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    base = (torch.arange(n, device=x.device) * (h * w)).view(n, 1, 1)
+    out = x.new_zeros(n, ho, wo, c)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            yy, xx = y0 + dy, x0 + dx
+            weight = (py - y0 if dy else 1 - (py - y0)) * (px - x0 if dx else 1 - (px - x0))
+            inside = (yy >= 0) & (yy <= h - 1) & (xx >= 0) & (xx <= w - 1)
+            weight = torch.where(inside, weight, torch.zeros_like(weight))
+            index = base + (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)).long()
+            out = out + pixels[index.reshape(-1)].reshape(n, ho, wo, c) * weight.unsqueeze(-1)
+    return out.permute(0, 3, 1, 2)
 
 
 def matlab_linspace(n: int, dtype: torch.dtype, device: torch.device | None = None
