@@ -20,7 +20,12 @@ so :mod:`porting.export` takes the ONNX form from the layer itself:
   :mod:`~porting.layers.reduce` (Reduction, ArgMax), :mod:`~porting.layers.embed`,
   :mod:`~porting.layers.axpy` (SENet),
   :mod:`~porting.layers.unpool` (pooling mask, Upsample), :mod:`~porting.layers.interp` (PSPNet),
-  :mod:`~porting.layers.pooling_stochastic` (STOCHASTIC at test time).
+  :mod:`~porting.layers.pooling_stochastic` (STOCHASTIC at test time);
+* MatConvNet's other test-time types: :mod:`~porting.layers.conv_transpose` (``vl_nnconvt``),
+  :mod:`~porting.layers.crop` (``dagnn.Crop``), :mod:`~porting.layers.pdist`,
+  :mod:`~porting.layers.norm_offset`, :mod:`~porting.layers.spatial_norm`,
+  :mod:`~porting.layers.bilinear_sampler` (and the affine / uniform-scaling grids),
+  :mod:`~porting.layers.roi_pooling`.
 
 Nothing here imports the pipeline or the applications.
 """
