@@ -129,6 +129,11 @@ CASES = {
                  "bn": lambda x, y: (W["bn"][0].reshape(1, 4, 1, 1) * (
                      x - W["bn"][2].reshape(1, 4, 1, 1)) / np.sqrt(
                      W["bn"][3].reshape(1, 4, 1, 1) + 1e-4) + W["bn"][1].reshape(1, 4, 1, 1))}),
+    "Scale+Bias-bottoms": (layer("sc", "Scale", ["x", "s"], "scale_param { axis: 1 }")
+                           + layer("bi", "Bias", ["x", "b"], "bias_param { axis: 0 }"),
+                           {"x": X, "s": arr(4, 5), "b": arr(2, 4)},
+                           {"sc": lambda x, s, b: x * s[None, :, :, None],
+                            "bi": lambda x, s, b: x + b[:, :, None, None]}),
     "BN-segnet": (layer("bn2", "BN", ["x"], "bn_param { bn_mode: INFERENCE }"), {"x": X},
                   {"bn2": lambda x: W["bn2"][0] * x + W["bn2"][1]}),
     "BVLC-axes": (
