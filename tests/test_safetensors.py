@@ -292,3 +292,14 @@ def test_optimizer_state_resumes_identically(tmp_path: Path) -> None:
     opt2.load_state_dict(back["training"]["optimizer"])
     step(net2, opt2, 2)
     assert same(dict(net.state_dict()), dict(net2.state_dict()))
+
+
+def test_export_reads_it(caffenet_st: Path, tmp_path: Path) -> None:
+    from porting.checkpoint import sha256_file
+    from porting.export.cli import main as export
+
+    out = tmp_path / "net.pt"
+    assert export([str(caffenet_st), "--torchscript", str(out), "--feature-var", "fc7",
+                   "-q"]) == 0
+    report = json.loads(Path(f"{out}.json").read_text())
+    assert report["metadata"]["reid_porting.checkpoint_sha256"] == sha256_file(caffenet_st)
