@@ -259,7 +259,8 @@ def compare_opencv(ckpt: dict[str, Any], args: argparse.Namespace, model: GraphM
             skipped.append(NotCompared(key, f"no layer {name!r} in the checkpoint's graph"
                                        if name not in by_name else
                                        f"layer {name!r} has {n_ours} output(s) in the graph"))
-    order = [v for v in model.var_names() if any(v == p for p, _ in pairs)]
+    paired = {v for v, _ in pairs}
+    order = [v for v in model.var_names() if v in paired]
     with torch.no_grad():
         ours = model(**{k: torch.from_numpy(v) for k, v in feeds.items()},
                      outputs=order) if order else {}
