@@ -45,8 +45,7 @@ def mvn(x: torch.Tensor, normalize_variance: bool = True, across_channels: bool 
     if x.dim() < 2:
         raise ValueError(f"MVN needs a blob of >= 2 axes, got {tuple(x.shape)}")
     dims = tuple(range(1 if across_channels else 2, x.dim()))
-    if not dims:  # an N x C blob per channel: one value per mean
-        dims = ()
+    # an N x C blob normalised per channel has one value per mean: it is its own mean
     centred = x - (x.mean(dim=dims, keepdim=True) if dims else x)
     if not normalize_variance:
         return centred
