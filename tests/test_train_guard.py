@@ -95,3 +95,15 @@ def test_crop_too_small_names_the_smallest_size(data, tmp_path, capsys):
         with pytest.raises((RuntimeError, ValueError)):
             trunk(torch.zeros(1, 3, least - 1, least - 1))
     assert smallest_input(spec) == least
+
+
+def test_detect_anomaly_names_the_operation_and_its_forward_site(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main([str(data), "-o", str(out), "--lr", "1000000*2", "--detect-anomaly", *TINY])
+    line = _one_line(capsys)
+    assert rc == 1, line
+    m = re.match(r"^error: Function '(\w+)' returned nan values in its \d+\w* output; made in "
+                 r"the forward pass at (\S+\.py):(\d+) \((\w+)\) \(--detect-anomaly\)$", line)
+    assert m, line
+    assert Path(m.group(2)).parts[0] in ("porting", "models")  # a frame of this project
+    assert not out.exists()

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
 import sys
+import warnings
+from collections.abc import Callable, Iterator
+
+import torch
 
 from porting.argtypes import (
     float_in,
@@ -14,7 +21,14 @@ from porting.argtypes import (
     positive_float,
     positive_int,
 )
-from porting.boundary import check_output_dir, require_dir, require_file, resolve_device, run_cli
+from porting.boundary import (
+    check_output_dir,
+    error_line,
+    require_dir,
+    require_file,
+    resolve_device,
+    run_cli,
+)
 from porting.cli import HelpFormatter, examples_epilog
 from porting.outputs import output_dir
 from porting.train.distributed import torch_distributed
@@ -119,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "JSON metadata: no pickle, readable from any framework)")
     p.add_argument("--log-pairs", action="store_true",
                    help="write every batch's pairs and augmentation draws (pairs.*.jsonl)")
+    p.add_argument("--detect-anomaly", action="store_true",
+                   help="run backward under torch.autograd's anomaly detection: a NaN stops "
+                   "the run at the operation that made it, named (slow; without it a NaN or "
+                   "infinite loss still stops the run, exit 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or epoch lines")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="validate's full report after every evaluation (default: the epoch "
@@ -164,13 +182,55 @@ def _check_outside(args: argparse.Namespace) -> None:
     args.device = resolve_device(args.device)
 
 
+_PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@contextlib.contextmanager
+def _anomaly_mode(on: bool) -> Iterator[Callable[[], str]]:
+    """``torch.autograd``'s anomaly detection when ``on``. Its report of the forward call
+    (a warning holding a whole stack) is kept, not printed: the yielded function names the
+    innermost frame of this project in it (``file:line (function)``)."""
+    if not on:
+        yield lambda: "?"
+        return
+    with warnings.catch_warnings(record=True) as caught, \
+            torch.autograd.set_detect_anomaly(True, check_nan=True):
+        warnings.simplefilter("always")
+
+        def site() -> str:
+            for w in reversed(caught):
+                text = str(w.message)
+                if text.startswith("Error detected in"):
+                    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', text)
+                    ours = [f for f in frames if "site-packages" not in f[0]
+                            and not f[0].startswith("<")]
+                    if ours:
+                        path, line, fn = ours[-1]
+                        return f"{os.path.relpath(path, _PROJECT)}:{line} ({fn})"
+            return "?"
+
+        try:
+            yield site
+        finally:
+            for w in caught:  # the run's other warnings, as they would have been shown
+                if not str(w.message).startswith("Error detected in"):
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _check_outside(args)
     try:
         cfg = config_from_args(args)
-        with output_dir(cfg.out):  # a run that fails before writing leaves no empty folder
-            Trainer(cfg).fit()
+        with output_dir(cfg.out), _anomaly_mode(args.detect_anomaly) as forward_site:
+            try:
+                Trainer(cfg).fit()  # a run that fails before writing leaves no empty folder
+            except RuntimeError as exc:
+                if not (args.detect_anomaly and "nan values" in str(exc)):
+                    raise
+                # "Function 'XBackward0' returned nan values in its 0th output."
+                raise DivergedError(f"{error_line(exc).rstrip('.')}; made in the forward pass "
+                                    f"at {forward_site()} (--detect-anomaly)") from None
     except DivergedError as exc:  # a check failed: the README's exit 1
         print(f"error: {exc}", file=sys.stderr)
         return 1
