@@ -46,6 +46,8 @@ W = {"prelu": [arr(4, positive=True)], "prelu_s": [arr(1, positive=True)],
      "norm": [arr(4, positive=True)], "norm_s": [arr(1, positive=True)],
      "bn": [arr(1, 4), arr(1, 4), arr(1, 4), arr(1, 4, positive=True)],
      "bn2": [arr(1, 4, 1, 1), arr(1, 4, 1, 1)],
+     "fc": [arr(3, 140), arr(3)], "fcbn": [arr(1, 3), arr(1, 3), arr(1, 3),
+                                            arr(1, 3, positive=True)],
      "emb": [arr(6, 3), arr(3)], "ip": [arr(35, 5), arr(5)], "ip2": [arr(5, 35), arr(5)],
      "scale": [arr(4, 5)]}
 
@@ -134,6 +136,12 @@ CASES = {
                            {"x": X, "s": arr(4, 5), "b": arr(2, 4)},
                            {"sc": lambda x, s, b: x * s[None, :, :, None],
                             "bi": lambda x, s, b: x + b[:, :, None, None]}),
+    "BN-after-InnerProduct": (  # JSTL's fc7_bn: the fork's BN on an N x C blob
+        layer("fc", "InnerProduct", ["x"], "inner_product_param { num_output: 3 }")
+        + layer("fcbn", "BN", ["fc"], "bn_param { frozen: true }"), {"x": X},
+        {"fcbn": lambda x: (W["fcbn"][0] * (x.reshape(2, 140) @ W["fc"][0].T + W["fc"][1]
+                                             - W["fcbn"][2]) / np.sqrt(W["fcbn"][3] + 1e-5)
+                            + W["fcbn"][1])}),
     "BN-segnet": (layer("bn2", "BN", ["x"], "bn_param { bn_mode: INFERENCE }"), {"x": X},
                   {"bn2": lambda x: W["bn2"][0] * x + W["bn2"][1]}),
     "BVLC-axes": (

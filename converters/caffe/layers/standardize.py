@@ -95,10 +95,13 @@ class BN(Unit):
         layer = w.layer
         p = param(layer, "bn_param")
         x = ins[0]
-        if x is not None and len(x) != 4:
-            raise w.field(f"bottom {layer.bottoms[0]!r} has shape {dims(x)}, BN needs "
-                          "N x C x H x W")
         segnet = _segnet_style(layer)
+        # both read the bottom through Caffe's legacy num/channels/height/width accessors;
+        # the TSN fork keeps the bottom's shape (an InnerProduct's N x C too), SegNet's
+        # reshapes its top to 4-D
+        if x is not None and (len(x) != 4 if segnet else not 2 <= len(x) <= 4):
+            raise w.field(f"bottom {layer.bottoms[0]!r} has shape {dims(x)}, BN needs "
+                          + ("N x C x H x W" if segnet else "N x C [x H [x W]]"))
         if segnet and int(p.bn_mode) != 1:
             raise w.field("bn_param.bn_mode LEARN (SegNet's default) normalises with the "
                           "batch's own statistics even at test time; convert the net made for "
