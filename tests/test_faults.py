@@ -388,3 +388,25 @@ def test_nonsense_values_are_usage_errors(verb, argv, inputs, tmp_path, capsys) 
     assert exc.value.code == 2, err
     assert "Traceback" not in err and "error: argument" in err
     assert _tree(tmp_path) == set()
+
+
+@pytest.mark.slow
+def test_a_failed_report_write_removes_the_export(inputs, tmp_path, capsys, monkeypatch) -> None:
+    """The .onnx is written, then its .json report fails (a full disk just then): no export
+    without its report."""
+    import errno
+
+    import porting.export.cli as export_cli
+
+    real = export_cli.atomic_write
+
+    def report_fails(path, write):
+        if str(path).endswith(".json"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, write)
+
+    monkeypatch.setattr(export_cli, "atomic_write", report_fails)
+    out = tmp_path / "net.onnx"
+    _one_error(*_run("export", [str(inputs["ckpt"]), "--onnx", str(out), "-q"], capsys),
+               "net.onnx.json", "No space left on device")
+    assert _tree(tmp_path) == set()
