@@ -71,12 +71,11 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
          "--rgb"),
     ),
     "compare": (
-        ("where a converted net diverges from MatConvNet's own outputs, var by var (the dump's "
-         "pool5n_2, a test-time head the .mat lacks, is listed as not compared)",
-         "reid-porting compare net-epoch-75.pth net-epoch-75_outputs.npz --allow-missing"),
+        ("where a converted net diverges from MatConvNet's own outputs, var by var",
+         "reid-porting compare net-epoch-75.pth net-epoch-75_outputs.npz"),
         ("the same with a stricter bound and a JSON report",
          "reid-porting compare net-epoch-75.pth net-epoch-75_outputs.npz --rtol 1e-5 "
-         "--json compare.json --allow-missing"),
+         "--json compare.json"),
         ("a Caffe conversion against its own prototxt + caffemodel run by OpenCV's dnn",
          "reid-porting compare resnet50.pth --opencv"),
     ),

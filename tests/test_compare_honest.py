@@ -31,25 +31,37 @@ def _not_compared(out: str) -> dict[str, str]:
     return {key.strip(): reason.strip() for key, reason in rows}
 
 
-def test_two_stream_dump_names_the_output_the_graph_lacks(ckpts, tmp_path, capsys) -> None:
-    # mcn_2stream_256.npz holds 20 keys: 5 graph inputs and 15 outputs, one of which
-    # (pool5n_2, the test-time head on the second stream) the converted graph lacks.
+def test_two_stream_dump_names_the_outputs_the_graph_lacks(tmp_path, capsys) -> None:
+    # mcn_2stream_256.npz holds 20 keys: 5 graph inputs and 15 outputs; converted without the
+    # paper's test-time heads, the graph lacks two of them (pool5n and pool5n_2).
+    from porting.converters.matconvnet import main as convert_matconvnet
+
+    ckpt = tmp_path / "no_head.pth"
+    model = FIXTURES / "matconvnet" / "resnet52_2stream_narrow" / "model.mat"
+    assert convert_matconvnet([str(model), "-o", str(ckpt), "-q", "--no-test-head"]) == 0
     ref = MODELS / "mcn_2stream_256.npz"
     report = tmp_path / "r.json"
-    rc, out, err = _run([ckpts["two_stream"], ref, "--json", report], capsys)
+    rc, out, err = _run([ckpt, ref, "--json", report], capsys)
     assert rc == 1
-    assert "14 of 15 outputs compared" in out
+    assert "13 of 15 outputs compared" in out
     listed = _not_compared(out)
-    assert listed["pool5n_2"] == "no var of that name"
+    assert listed["pool5n"] == listed["pool5n_2"] == "no var of that name"
     assert {k for k, r in listed.items() if "graph input" in r} == {
         "data", "label", "data_2", "label_2", "label_f"}
     assert "pool5n_2" in err and "--allow-missing" in err
     payload = json.loads(report.read_text())
-    assert (payload["compared"], payload["outputs"], payload["passed"]) == (14, 15, False)
+    assert (payload["compared"], payload["outputs"], payload["passed"]) == (13, 15, False)
     assert {"key": "pool5n_2", "reason": "no var of that name", "input": False} in \
         payload["not_compared"]
-    rc, out, _ = _run([ckpts["two_stream"], ref, "--allow-missing"], capsys)
+    rc, out, _ = _run([ckpt, ref, "--allow-missing"], capsys)
     assert rc == 0 and "pool5n_2" in out
+
+
+def test_two_stream_conversion_has_both_streams_test_heads(ckpts, capsys) -> None:
+    """The paper's lrn_test head is added on each stream's pool5, as the dump of MatConvNet
+    holds it: every output of the dump is compared."""
+    rc, out, _ = _run([ckpts["two_stream"], MODELS / "mcn_2stream_256.npz"], capsys)
+    assert rc == 0 and "15 of 15 outputs compared" in out
 
 
 def test_misnamed_outputs_are_listed_not_dropped(ckpts, tmp_path, capsys) -> None:
@@ -106,10 +118,10 @@ def test_record_stores_the_agreement_in_the_checkpoint(ckpts, tmp_path, capsys) 
     ckpt = tmp_path / "m.pth"
     shutil.copy(ckpts["two_stream"], ckpt)
     ref = MODELS / "mcn_2stream_256.npz"
-    assert _run([ckpt, ref, "--allow-missing", "--record"], capsys)[0] == 0
+    assert _run([ckpt, ref, "--record"], capsys)[0] == 0
     got = load_checkpoint(ckpt)["measurements"]["compare"]
-    assert (got["compared"], got["outputs"], got["passed"]) == (14, 15, True)
-    assert got["not_compared"] == {"pool5n_2": "no var of that name"}
-    assert set(got["worst_relative_error"]) >= {"pool5", "ODist", "pool5n"}
+    assert (got["compared"], got["outputs"], got["passed"]) == (15, 15, True)
+    assert got["not_compared"] == {}
+    assert set(got["worst_relative_error"]) >= {"pool5", "ODist", "pool5n", "pool5n_2"}
     assert max(got["worst_relative_error"].values()) <= got["rtol"]
     assert got["source"]["sha256"] and Path(got["source"]["reference"]) == ref

@@ -60,19 +60,21 @@ def convert(path: str | os.PathLike, test_head: bool = True, *, allow_nonfinite:
             UNITS.get(layer.type, layer.name, ctx.source).build(layer, ctx)
             bar.update(1)
     names = {v for layer in ctx.b.layers for v in layer["outputs"]}
-    if test_head and "pool5" in names and "pool5n" not in names:
-        # test/test_gallery_query_crazy.m adds this after loading: exact L2 over channels.
-        ctx.b.add("lrn_test", "dagnn.LRN", "mcn_lrn", ["pool5"], ["pool5n"],
-                  {"param": [4096.0, 0.0, 1.0, 0.5]})
-        ctx.b.notes.append("added the paper's test-time head lrn_test = dagnn.LRN([4096 0 1 "
-                           "0.5]) on pool5 -> pool5n (not part of the file)")
+    for stream in ("", "_2"):  # the second stream of the paper's net: pool5_2 -> pool5n_2
+        if test_head and f"pool5{stream}" in names and f"pool5n{stream}" not in names:
+            # test/test_gallery_query_crazy.m adds this after loading: exact L2 over channels.
+            ctx.b.add(f"lrn_test{stream}", "dagnn.LRN", "mcn_lrn", [f"pool5{stream}"],
+                      [f"pool5n{stream}"], {"param": [4096.0, 0.0, 1.0, 0.5]})
+            ctx.b.notes.append(f"added the paper's test-time head lrn_test{stream} = "
+                               f"dagnn.LRN([4096 0 1 0.5]) on pool5{stream} -> "
+                               f"pool5n{stream} (not part of the file)")
     return ctx.b, model
 
 
 def default_outputs(b: GraphBuilder) -> list[str]:
     consumed = {v for layer in b.layers for v in layer["inputs"]}
     return [v for layer in b.layers for v in layer["outputs"]
-            if v not in consumed and layer["name"] != "lrn_test"]
+            if v not in consumed and layer["name"] not in ("lrn_test", "lrn_test_2")]
 
 
 def is_two_stream(b: GraphBuilder) -> bool:
@@ -153,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=["auto", "none"], default="auto",
                    help="map a known architecture onto porting.models (default auto)")
     p.add_argument("--no-test-head", action="store_true",
-                   help="do not add the paper's lrn_test head (pool5 -> pool5n)")
+                   help="do not add the paper's lrn_test head (pool5 -> pool5n, and "
+                        "pool5_2 -> pool5n_2 on a second stream)")
     p.add_argument("--bilinear-kernel", choices=["gpu", "cpu"], default="gpu",
                    help="dagnn.BilinearSampler's border: 'gpu' (default) interpolates a "
                    "sample within one pixel above or left of the image from its in-image "
