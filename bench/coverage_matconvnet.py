@@ -9,10 +9,12 @@ subprocess:
    converts the prototxt + weights: the Caffe reference (itself checked against OpenCV dnn by
    ``coverage_caffe.py``);
 2. MatConvNet's importer runs on the same files (DagNN output, its defaults: transpose,
-   simplify, BGR input flipped to RGB). The importer reads only the deprecated net-level
-   ``input``/``input_shape`` fields, so ``Input`` layers are rewritten into them first (without
-   that it stops with a NameError: it cannot size the net). The layers it skips are read from
-   its own ``Warning: unknown layer type`` lines;
+   simplify, BGR input flipped to RGB). Two rewrites keep the same Caffe net and let the
+   importer get further (:func:`importer_compatible`): it reads only the deprecated net-level
+   ``input``/``input_shape`` fields (an ``Input`` layer: it stops with a NameError, unable to
+   size the net), and it indexes a convolution's ``pad``/``stride``, repeated fields since
+   Caffe's N-D convolution (omitted: an IndexError), so Caffe's defaults are written out. The
+   layers it skips are read from its own ``Warning: unknown layer type`` lines;
 3. ``convert-matconvnet`` converts the ``.mat`` (exit 0 converted, exit 2 one line refused);
 4. both checkpoints run on the same seeded input (the MatConvNet one on the channel-reversed
    input: the importer flips the first convolution to RGB). Every var present in both graphs
@@ -26,9 +28,12 @@ What the importer loses shows as: ``import-failed`` (it cannot parse or size the
 
 The importer is MatConvNet's Python 2 code; it is not part of this repository. The bench makes
 a Python 3 copy at run time from a MatConvNet checkout (``--matconvnet``): ``lib2to3``, then
-``np.object`` -> ``object``, no ``scipy.misc`` (removed from SciPy, unused), the output file
-opened in binary mode, protobuf's pure-Python implementation (the importer reads its
-containers' internals), and one more ``--caffe-variant`` (``caffe_corpus``) for the Caffe
+Python 2's ``/`` (integers floor; ``lib2to3`` keeps ``/`` as true division), float sizes
+given to ``reshape`` made integers (the NumPy of its time accepted them), ``np.object`` ->
+``object``, no ``scipy.misc`` (removed from SciPy, unused), the output file
+opened in binary mode, protobuf's repeated-field container recognised by today's class name
+and read with ``list()`` (the importer tests the old pure-Python class and reads its private
+``_values``), and one more ``--caffe-variant`` (``caffe_corpus``) for the Caffe
 ``caffe.proto`` of the corpus (``--caffe-proto``, compiled with ``protoc``), read as the
 importer reads its ``caffe_b590f1d`` variant. Nothing else is changed.
 
@@ -40,9 +45,9 @@ importer reads its ``caffe_b590f1d`` variant. Nothing else is changed.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -83,6 +88,15 @@ def prepare_importer(matconvnet: Path, caffe_proto: Path, out: Path) -> Path:
         path.write_text(text)
     script = out / "import_caffe.py"
     text = script.read_text()
+    # protobuf's containers, as today's runtime names them (the importer tests the old pure-
+    # Python class and reads its private ``_values``; the pure-Python runtime has them but
+    # takes hours on a VGG's weights)
+    old_check = "isinstance(x,google.protobuf.internal.containers.RepeatedScalarFieldContainer)"
+    if old_check not in text or ".dim._values" not in text:
+        raise RuntimeError(f"{utils / 'import-caffe.py'}: not the importer this bench knows")
+    text = text.replace(old_check, "type(x).__name__ in ('RepeatedScalarFieldContainer', "
+                                   "'RepeatedScalarContainer')")
+    text = re.sub(r"(\w[\w.\[\]]*)\.dim\._values", r"list(\1.dim)", text)
     text = text.replace("type=argparse.FileType('w'),\n                    help='Output MATLAB",
                         "type=argparse.FileType('wb'),\n                    help='Output MATLAB")
     anchor = "elif args.caffe_variant == 'caffe_fastrcnn':"
@@ -94,6 +108,8 @@ def prepare_importer(matconvnet: Path, caffe_proto: Path, out: Path) -> Path:
     text = text.replace(listing, f"if args.caffe_variant in ['caffe_b590f1d', "
                                  f"'caffe_fastrcnn', '{VARIANT}']:")
     script.write_text(text)
+    for name in ("import_caffe.py", "layers.py"):
+        (out / name).write_text(_python2_division((out / name).read_text()))
     proto = out / "proto"
     proto.mkdir(exist_ok=True)
     (proto / "__init__.py").write_text("")
@@ -103,6 +119,63 @@ def prepare_importer(matconvnet: Path, caffe_proto: Path, out: Path) -> Path:
     return script
 
 
+class _Py2Division(ast.NodeTransformer):
+    """``a / b`` -> ``_py2div(a, b)`` (and ``a /= b``): Python 2's ``/`` floors integers;
+    ``x.reshape(dims)`` -> ``_py2reshape(x, dims)``: the NumPy of its time took the float
+    sizes Python 2's ``floor`` returns."""
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Div):
+            return ast.Call(ast.Name("_py2div", ast.Load()), [node.left, node.right], [])
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        f = node.func
+        if isinstance(f, ast.Attribute) and f.attr == "reshape" and not (
+                isinstance(f.value, ast.Name) and f.value.id in ("np", "numpy")):
+            return ast.Call(ast.Name("_py2reshape", ast.Load()), [f.value, *node.args],
+                            node.keywords)
+        return node
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Div):
+            target = ast.Name(node.target.id, ast.Load()) if isinstance(node.target, ast.Name) \
+                else node.target
+            value = ast.Call(ast.Name("_py2div", ast.Load()), [target, node.value], [])
+            return ast.Assign([node.target], value)
+        return node
+
+
+_PY2DIV = """
+import numbers as _numbers
+def _py2div(a, b):
+    if isinstance(a, _numbers.Integral) and isinstance(b, _numbers.Integral):
+        return a // b
+    return a / b
+def _intdims(d):
+    if isinstance(d, (list, tuple)):
+        return type(d)(_intdims(v) for v in d)
+    return int(d) if isinstance(d, float) and d.is_integer() else d
+def _py2reshape(a, *shape, **kw):
+    return a.reshape(*[_intdims(d) for d in shape], **kw)
+"""
+
+
+def _python2_division(source: str) -> str:
+    """The module with Python 2's division (the importer relies on ``int / int`` flooring, e.g.
+    a filter's depth ``channels / group``), which ``lib2to3`` leaves as true division."""
+    tree = ast.fix_missing_locations(_Py2Division().visit(ast.parse(source)))
+    body = ast.unparse(tree)
+    lines = body.split("\n")
+    # after any ``from __future__`` import
+    at = next((i + 1 for i, ln in reversed(list(enumerate(lines)))
+               if ln.startswith("from __future__")), 0)
+    return "\n".join(lines[:at] + _PY2DIV.split("\n") + lines[at:]) + "\n"
+
+
 def _pb2(importer: Path) -> Any:
     sys.path.insert(0, str(importer.parent))
     import importlib
@@ -110,14 +183,17 @@ def _pb2(importer: Path) -> Any:
     return importlib.import_module(f"proto.{VARIANT}_pb2")
 
 
-def inputs_as_net_fields(text: str, pb2: Any) -> tuple[str, list[str]]:
-    """The prototxt with its ``Input`` layers moved to ``input``/``input_shape`` (what the
-    importer reads); also the names of the inputs moved."""
+def importer_compatible(text: str, pb2: Any) -> tuple[str, list[str]]:
+    """The same net as the importer can read it, and what was rewritten: ``Input`` layers moved
+    to the net-level ``input``/``input_shape`` (the only input it reads; without them it cannot
+    size the net), and a convolution's omitted ``pad``/``stride`` written out as Caffe's
+    defaults 0/1 (these are repeated fields since Caffe's N-D convolution; the importer indexes
+    them and crashes on an empty one)."""
     from google.protobuf import text_format
 
     net = pb2.NetParameter()
     text_format.Merge(text, net)
-    moved = []
+    notes = []
     keep = []
     for layer in net.layer:
         if layer.type == "Input":
@@ -125,12 +201,20 @@ def inputs_as_net_fields(text: str, pb2: Any) -> tuple[str, list[str]]:
                 net.input.append(top)
                 shape = layer.input_param.shape[min(k, len(layer.input_param.shape) - 1)]
                 net.input_shape.add().dim.extend([1, *list(shape.dim)[1:]])
-                moved.append(top)
-        else:
-            keep.append(layer)
+                notes.append(f"Input {top}")
+            continue
+        if layer.type in ("Convolution", "Deconvolution"):
+            p = layer.convolution_param
+            if not p.pad and not p.HasField("pad_h") and not p.HasField("pad_w"):
+                p.pad.append(0)
+                notes.append(f"{layer.name}.pad")
+            if not p.stride and not p.HasField("stride_h") and not p.HasField("stride_w"):
+                p.stride.append(1)
+                notes.append(f"{layer.name}.stride")
+        keep.append(layer)
     del net.layer[:]
     net.layer.extend(keep)
-    return text_format.MessageToString(net), moved
+    return text_format.MessageToString(net), notes
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,6 +238,27 @@ def _cli(module: str, args: list[str]) -> dict[str, Any]:
     return res
 
 
+def matching_vars(caffe: dict[str, Any], mcn: dict[str, Any]) -> list[tuple[str, str]]:
+    """(MatConvNet var, Caffe var) pairs: the outputs of the layers both graphs hold (the
+    importer keeps Caffe's layer names; it renames an in-place output ``conv1x``, Caffe's
+    converter ``conv1@conv1``). Where the importer merged a Scale into the BatchNorm before
+    it (``--simplify``), the BatchNorm's output is compared with the Scale's."""
+    mcn_layers = {layer["name"] for layer in mcn["layers"]}
+    by_name = {layer["name"]: layer for layer in caffe["layers"]}
+    pairs = []
+    for layer in mcn["layers"]:
+        theirs = by_name.get(layer["name"])
+        if theirs is None or not theirs["outputs"] or not layer["outputs"]:
+            continue
+        target = theirs["outputs"][0]
+        for later in caffe["layers"]:
+            if (later["type"] == "Scale" and later["name"] not in mcn_layers
+                    and later["inputs"][:1] == [target]):
+                target = later["outputs"][0]
+        pairs.append((layer["outputs"][0], target))
+    return pairs
+
+
 def run_child(entry: dict[str, Any], importer: Path, work: Path) -> dict[str, Any]:
     import numpy as np
     import torch
@@ -175,21 +280,17 @@ def run_child(entry: dict[str, Any], importer: Path, work: Path) -> dict[str, An
                                                    "-q"])
     # the importer
     try:
-        fixed, moved = inputs_as_net_fields(text, _pb2(importer))
+        fixed, rewritten = importer_compatible(text, _pb2(importer))
     except Exception as exc:  # noqa: BLE001 - the importer's protobuf cannot read the net
         return {**res, "status": "import-failed",
                 "message": f"caffe.proto parse: {str(exc).splitlines()[0][:300]}"}
-    res["inputs_rewritten"] = moved
+    res["rewritten"] = len(rewritten)
     (work / "deploy.prototxt").write_text(fixed)
     mat = work / "imported.mat"
     t0 = time.perf_counter()
-    # the importer reads protobuf containers' internals (``dim._values``, the pure-Python
-    # container class): protobuf's pure-Python implementation has them
-    env = {**os.environ, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
     proc = subprocess.run([sys.executable, str(importer), f"--caffe-variant={VARIANT}",
                            "--caffe-data", str(caffemodel), str(work / "deploy.prototxt"),
-                           str(mat)], capture_output=True, text=True, cwd=importer.parent,
-                          env=env)
+                           str(mat)], capture_output=True, text=True, cwd=importer.parent)
     res["t_import"] = round(time.perf_counter() - t0, 1)
     skipped = re.findall(r"Warning: unknown layer type (\S+)", proc.stdout)
     res["skipped"] = dict(Counter(skipped))
@@ -213,20 +314,20 @@ def run_child(entry: dict[str, Any], importer: Path, work: Path) -> dict[str, An
     rng = np.random.default_rng(seed + 1)
     feeds = {k: rng.uniform(-100, 100, [1, *v[1:]]).astype(np.float32)
              for k, v in inputs.items()}
-    caffe_vars = set(caffe.var_names())
-    renamed = [v for v in mcn.var_names() if v not in caffe_vars and v.rstrip("x") in
-               caffe_vars]
-    res["renamed_inplace"] = len(renamed)
-    common = [v for v in mcn.var_names() if v in caffe_vars and v not in mcn.inputs]
+    pairs = matching_vars(caffe.graph, mcn.graph)
+    res["renamed_inplace"] = sum(1 for a, b in pairs if a != b)
+    common = [a for a, _ in pairs]
     try:
         with torch.no_grad():
-            ref = caffe(**{k: torch.from_numpy(v) for k, v in feeds.items()}, outputs=common)
+            ref = caffe(**{k: torch.from_numpy(v) for k, v in feeds.items()},
+                        outputs=[b for _, b in pairs])
             # the importer made the first convolution read RGB
             ours = mcn(**{k: torch.from_numpy(np.ascontiguousarray(v[:, ::-1]))
                           for k, v in feeds.items() if k in mcn.inputs}, outputs=common)
     except Exception as exc:  # noqa: BLE001
         return {**res, "status": "unusable", "message": f"{type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:300]}"}
+    ref = {a: ref[b] for a, b in pairs}
     worst, first_bad = 0.0, None
     for v in common:
         a, b = ours[v].double(), ref[v].double()
