@@ -211,14 +211,15 @@ class Trainer(TrainingState, EpochLoops):
         return self.history
 
     def _epoch_line(self, row: dict[str, Any]) -> str:
+        """The epoch's figures on one line (grep-able in a log), retrieval first."""
         parts = [f"epoch {row['epoch']}: lr {row['lr']:g}"]
-        for pre in ("train", "val"):
-            if row.get(f"{pre}_objective") is not None:
-                parts.append(f"{pre} " + " ".join(
-                    f"{s} {row[f'{pre}_{s}']:.4f}" for s in STAT_NAMES))
         if row.get("eval_rank1") is not None:
             mAP = row.get("eval_mAP")
             parts.append(f"{row['eval_split']} rank-1 {100 * row['eval_rank1']:.2f}%"
                          + (f" mAP {100 * mAP:.2f}%" if mAP is not None else ""))
+        for pre in ("train", "val"):
+            if row.get(f"{pre}_objective") is not None:
+                parts.append(f"{pre} " + " ".join(
+                    f"{s} {row[f'{pre}_{s}']:.4f}" for s in STAT_NAMES))
         parts.append(f"{row.get('pairs_per_s') or 0:.1f} pairs/s")
         return " | ".join(parts)
