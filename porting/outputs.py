@@ -249,8 +249,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
             os.replace(tmp, path)
         except OSError as exc:
             _remove(tmp)
-            if exc.filename is None or is_partial_file(os.path.basename(
-                    os.fspath(exc.filename))):
+            if exc.errno is not None and (exc.filename is None or is_partial_file(
+                    os.path.basename(os.fspath(exc.filename)))):
                 exc.filename = str(path)  # the user's path (a full disk's write names none)
             raise
         except RuntimeError as exc:  # torch.save's C++ writer reports a full disk in its own
