@@ -24,12 +24,45 @@ Three layers, imported one way (layers <- pipeline <- applications):
   (``reid-porting VERB``).
 """
 
-from porting.checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint
-from porting.feature_extractor import FeatureExtractor
-from porting.loading import load, model_from_checkpoint
-from porting.pretrained import from_pretrained, push_to_hub, save_pretrained
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from porting.checkpoint import (
+        CheckpointError,
+        load_checkpoint,
+        make_checkpoint,
+        save_checkpoint,
+    )
+    from porting.feature_extractor import FeatureExtractor
+    from porting.loading import load, model_from_checkpoint
+    from porting.pretrained import from_pretrained, push_to_hub, save_pretrained
 
 __version__ = "0.1.0"
+
+# The names below are imported on first use (PEP 562): ``import porting.cli`` does not load
+# torch, so that the command line's error boundary (porting.boundary) is in place while it
+# loads (Ctrl-C then is one line, not a traceback from inside torch's import).
+_LAZY = {"CheckpointError": "porting.checkpoint", "load_checkpoint": "porting.checkpoint",
+         "make_checkpoint": "porting.checkpoint", "save_checkpoint": "porting.checkpoint",
+         "FeatureExtractor": "porting.feature_extractor", "load": "porting.loading",
+         "model_from_checkpoint": "porting.loading", "from_pretrained": "porting.pretrained",
+         "push_to_hub": "porting.pretrained", "save_pretrained": "porting.pretrained"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    try:  # ``porting.checkpoint`` etc. without importing them first, as before
+        return importlib.import_module(f"porting.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"porting.{name}":
+            raise
+    raise AttributeError(f"module 'porting' has no attribute {name!r}")
 
 __all__ = [
     "CheckpointError",

@@ -410,3 +410,23 @@ def test_a_failed_report_write_removes_the_export(inputs, tmp_path, capsys, monk
     _one_error(*_run("export", [str(inputs["ckpt"]), "--onnx", str(out), "-q"], capsys),
                "net.onnx.json", "No space left on device")
     assert _tree(tmp_path) == set()
+
+
+@pytest.mark.parametrize("delay, sig", [(0.5, signal.SIGINT), (1.5, signal.SIGTERM)])
+def test_ctrl_c_to_the_process_group_at_startup(delay, sig, inputs, tmp_path) -> None:
+    """A terminal's Ctrl-C reaches the whole process group, also while torch is still being
+    imported: one line and 128 + the signal, not a traceback from inside the import."""
+    out = tmp_path / "new" / "r.json"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "porting.cli", "validate", "--root", str(inputs["mini"]),
+         "--checkpoint", str(inputs["ckpt"]), "--json", str(out), "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=tmp_path)
+    time.sleep(delay)
+    os.killpg(child.pid, sig)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 128 + sig, err
+    assert err.strip().splitlines()[-1:] == [
+        "interrupted (SIGINT)" if sig == signal.SIGINT else "terminated (SIGTERM)"], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "new").exists()
