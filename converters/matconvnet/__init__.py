@@ -14,7 +14,8 @@ Data path, one module per step::
 
 A ``dagnn.*`` class is ONE unit in :mod:`.layers` (registered by class name in
 :data:`.registry.UNITS`): its arity, its block/param check with its shape rule, and its graph
-builder, side by side; a SimpleNN type reaches it through :data:`.layout.SIMPLENN_TYPES`.
+builder, side by side; it also reads the SimpleNN types it declares (``simplenn``,
+``from_simplenn``), which the SimpleNN reader finds through the registry.
 The semantics (PyTorch forward, ONNX form) live in :mod:`porting.layers`.
 """
 

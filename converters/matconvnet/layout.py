@@ -69,33 +69,6 @@ _INT_LISTS = {"size", "imageSize", "border"}
 _INT_SCALARS = {"numGroups", "numChannels", "dim", "numInputs"}
 _BOOLS = {"hasBias", "useShortCircuit", "frozen", "precious", "keepAspect"}
 _FLOATS = {"leak", "rate", "epsilon"}
-SIMPLENN_TYPES = {
-    "conv": "dagnn.Conv",
-    "convt": "dagnn.ConvTranspose",
-    "pool": "dagnn.Pooling",
-    "normalize": "dagnn.LRN",
-    "lrn": "dagnn.LRN",
-    "dropout": "dagnn.DropOut",
-    "relu": "dagnn.ReLU",
-    "sigmoid": "dagnn.Sigmoid",
-    "softmax": "dagnn.SoftMax",
-    "softmaxloss": "dagnn.Loss",
-    "bnorm": "dagnn.BatchNorm",
-    "noffset": "dagnn.NormOffset",  # vl_nnnoffset(x, l.param), as the dagnn class runs it
-    "spnorm": "dagnn.SpatialNorm",  # vl_nnspnorm(x, l.param)
-    "pdist": "simplenn.pdist",  # beta23's aggregate (per image); dagnn.PDist is beta24's
-}
-# vl_simplenn_tidy's defaults for fields an old SimpleNN layer may lack.
-SIMPLENN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "conv": {"pad": 0.0, "stride": 1.0, "dilate": 1.0, "opts": []},
-    "convt": {"crop": 0.0, "upsample": 1.0, "numGroups": 1.0, "opts": []},
-    "pool": {"method": "max", "pad": 0.0, "stride": 1.0, "opts": []},
-    "relu": {"leak": 0.0},
-    "dropout": {"rate": 0.5},
-    "normalize": {"param": [5.0, 1.0, 0.0001 / 5, 0.75]},
-    "lrn": {"param": [5.0, 1.0, 0.0001 / 5, 0.75]},
-    "pdist": {"noRoot": False, "aggregate": False, "p": 2.0, "epsilon": 1e-3},
-}
 
 
 def _as_int(x: Any) -> Any:

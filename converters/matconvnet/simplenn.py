@@ -1,6 +1,7 @@
 """The SimpleNN layout (``net.layers`` cell array, also pre-beta17 ``filters``/``biases``), read
 as ``vl_simplenn_tidy`` + ``dagnn.DagNN.fromSimpleNN`` would see it: a chain of layers whose
-vars are the layer names."""
+vars are the layer names. Each layer's type is read by the unit of its ``dagnn.*`` class
+(``Unit.simplenn`` / ``Unit.from_simplenn``), found through the registry."""
 
 from __future__ import annotations
 
@@ -9,18 +10,14 @@ from typing import Any
 import numpy as np
 
 from ..matfile import MatCell, MatFormatError, MatStruct, to_python
-from .layout import (
-    SIMPLENN_DEFAULTS,
-    SIMPLENN_TYPES,
-    MCNLayer,
-    MCNParam,
-    Parts,
-    canon_dict,
-    column,
-    describe,
-    four_d,
-    new_name,
-)
+from .layers import UNITS
+from .layout import MCNLayer, MCNParam, Parts, canon_dict, describe, new_name
+from .registry import simplenn_index
+from .simplenn_layer import FromSimpleNN, SimpleNNLayer
+
+#: SimpleNN ``type`` -> (its ``dagnn.*`` class, the unit that reads it), from the units'
+#: ``simplenn`` declarations (:class:`~.registry.Unit`).
+SIMPLENN_UNITS = simplenn_index(UNITS)
 
 
 class SimpleNNLayout:
@@ -52,21 +49,19 @@ class SimpleNNLayout:
                 raise self.fail(f"{where}: duplicate layer name")
             legacy = legacy or "filters" in element or "biases" in element
             try:
-                layer_params, block = self._simplenn_layer(kind, name, element, where)
+                type_, read = self._simplenn_layer(kind, name, element, where)
             except ValueError as exc:
                 if isinstance(exc, MatFormatError):
                     raise
                 raise self.fail(f"{where}: field {exc}") from None
             inputs = [previous]
-            stored_target = any(p.name == f"{name}_class" for p in layer_params)
-            if kind == "softmaxloss" or (kind == "pdist" and not stored_target):
-                # vl_simplenn reads the layer's ``class``: the caller's labels or target
+            if read.label:  # vl_simplenn reads the layer's ``class``: the caller's labels
                 inputs.append(new_name(vars_, "label"))
-            for p in layer_params:
+            for p in read.params:
                 params[p.name] = p
             layers.append(MCNLayer(
-                name=name, type=SIMPLENN_TYPES.get(kind, f"simplenn.{kind}"), inputs=inputs,
-                outputs=[name], params=[p.name for p in layer_params], block=block,
+                name=name, type=type_, inputs=inputs, outputs=[name],
+                params=[p.name for p in read.params], block=read.block,
             ))
             for v in inputs + [name]:
                 if v not in vars_:
@@ -94,8 +89,11 @@ class SimpleNNLayout:
 
     def _simplenn_layer(
         self, kind: str, name: str, element: dict[str, Any], where: str
-    ) -> tuple[list[MCNParam], dict[str, Any]]:
-        settings = dict(SIMPLENN_DEFAULTS.get(kind, {}))
+    ) -> tuple[str, FromSimpleNN]:
+        """The layer's ``dagnn.*`` class and what its unit reads from the struct; an unknown
+        type is kept as ``simplenn.<type>`` with its settings, for the converter to judge."""
+        type_, unit = SIMPLENN_UNITS.get(kind, (f"simplenn.{kind}", None))
+        settings = dict(unit.simplenn_defaults) if unit is not None else {}
         settings.update({k: to_python(v) for k, v in element.items()
                          if k not in ("name", "type", "weights", "filters", "biases",
                                       "learningRate", "weightDecay", "precious")})
@@ -106,77 +104,8 @@ class SimpleNNLayout:
                                 f"{describe(w)}")
         rates = self._vector(element, "learningRate", where)
         decays = self._vector(element, "weightDecay", where)
-
-        def param(suffix: str, k: int, value: np.ndarray, decay: float | None = None) -> MCNParam:
-            lr = rates[k] if k < len(rates) else 1.0
-            wd = decay if decay is not None else (decays[k] if k < len(decays) else 1.0)
-            return MCNParam(name + suffix, value, lr, wd)
-
-        if kind in ("conv", "convt"):
-            if not weights or weights[0].size == 0:
-                raise self.fail(f"{where}: {kind} layer without filters")
-            filters = four_d(weights[0])
-            bias = weights[1] if len(weights) > 1 else np.zeros((0, 0), np.float32)
-            has_bias = bias.size > 0
-            params = [param("f", 0, filters)]
-            if has_bias:
-                params.append(param("b", 1, column(bias)))
-            block: dict[str, Any] = {"size": list(filters.shape), "hasBias": has_bias}
-            keys = ("pad", "stride", "dilate", "opts") if kind == "conv" else (
-                "upsample", "crop", "numGroups", "opts")
-            block.update({k: settings[k] for k in keys if k in settings})
-            return params, canon_dict(block)
-        if kind == "bnorm":
-            if len(weights) < 2 or weights[0].size == 0 or weights[1].size == 0:
-                raise self.fail(
-                    f"{where}: bnorm layer without mult/bias weights; MatConvNet cannot run it "
-                    "either (vl_simplenn_tidy fails on an empty weights cell, vl_nnbnorm "
-                    "refuses empty MULTIPLIERS/BIASES). import-caffe.py's SimpleNN output "
-                    "writes bnorm layers this way: import with --output-format dagnn")
-            mult, bias = column(weights[0]), column(weights[1])
-            # vl_simplenn_tidy's fill-in for BatchNorm layers saved without moments
-            moments = weights[2] if len(weights) > 2 else np.zeros((mult.size, 2), np.float32)
-            params = [param("m", 0, mult), param("b", 1, bias),
-                      param("x", 2, moments, decay=0.0 if decays else None)]
-            return params, canon_dict({k: settings[k] for k in ("epsilon",) if k in settings})
-        if kind == "pool":
-            if "pool" not in settings:
-                raise self.fail(f"{where}: pool layer without field 'pool'")
-            block = {"method": settings["method"], "poolSize": settings["pool"],
-                     "pad": settings["pad"], "stride": settings["stride"],
-                     "opts": settings["opts"]}
-            return [], canon_dict(block)
-        if kind in ("normalize", "lrn"):
-            return [], canon_dict({"param": settings["param"]})
-        if kind == "dropout":
-            return [], canon_dict({"rate": settings["rate"]})
-        if kind == "relu":
-            return [], canon_dict({"leak": settings["leak"]})
-        if kind == "softmaxloss":
-            return [], {"loss": "softmaxlog"}
-        if kind in ("sigmoid", "softmax"):
-            return [], {}
-        if kind in ("noffset", "spnorm"):
-            if "param" not in settings:  # vl_simplenn reads l.param, which has no default
-                raise self.fail(f"{where}: {kind} layer without field 'param'")
-            return [], canon_dict({"param": settings["param"]})
-        if kind == "pdist":
-            return self._pdist(name, element, settings, where)
-        return [], canon_dict(settings)  # unknown type: kept for the converter to judge
-
-    def _pdist(self, name: str, element: dict[str, Any], settings: dict[str, Any],
-               where: str) -> tuple[list[MCNParam], dict[str, Any]]:
-        """``pdist``: its vl_nnpdist settings; a ``class`` (the target) or ``instanceWeights``
-        stored in the file become parameters ``<name>_class`` / ``<name>_instanceWeights``."""
-        params = []
-        for field, suffix in (("class", "_class"), ("instanceWeights", "_instanceWeights")):
-            value = element.get(field)
-            if value is None or (isinstance(value, np.ndarray) and value.size == 0):
-                continue
-            if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
-                raise self.fail(f"{where}.{field} should be a numeric array, got "
-                                f"{describe(value)}")
-            params.append(MCNParam(name + suffix, value.astype(np.float32), 0.0, 0.0))
-        block = {k: settings[k] for k in ("p", "noRoot", "epsilon", "aggregate", "opts")
-                 if k in settings}
-        return params, canon_dict(block)
+        if unit is None:
+            return type_, FromSimpleNN([], canon_dict(settings))
+        return type_, unit.from_simplenn(SimpleNNLayer(
+            name=name, kind=kind, element=element, settings=settings, weights=weights,
+            rates=rates, decays=decays, where=where, path=self.path))

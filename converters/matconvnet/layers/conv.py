@@ -1,5 +1,6 @@
-"""``dagnn.Conv``: semantics in :mod:`porting.layers.conv` (``vl_nnconv``'s ``[t b l r]``
-padding; filters H x W x C/groups x K, groups from the filter depth)."""
+"""``dagnn.Conv`` (and SimpleNN ``conv``): semantics in :mod:`porting.layers.conv`
+(``vl_nnconv``'s ``[t b l r]`` padding; filters H x W x C/groups x K, groups from the filter
+depth)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ from ..context import Ctx, pad4, pair
 from ..fields import Shape, Where
 from ..layout import MCNLayer
 from ..registry import Unit, register
+from ..simplenn_layer import FromSimpleNN, SimpleNNLayer
 
 
 @register("dagnn.Conv")
 class Conv(Unit):
     """``dagnn.Conv`` (``pad``, ``stride``, ``dilate``, ``hasBias``) -> graph op ``conv``."""
+
+    simplenn = ("conv",)
+    simplenn_defaults = {"pad": 0.0, "stride": 1.0, "dilate": 1.0, "opts": []}
+
+    @staticmethod
+    def from_simplenn(s: SimpleNNLayer) -> FromSimpleNN:
+        return s.filters(("pad", "stride", "dilate", "opts"))
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:

@@ -11,6 +11,7 @@ from ..context import Ctx
 from ..fields import Shape, Where
 from ..layout import MCNLayer
 from ..registry import Unit, register
+from ..simplenn_layer import FromSimpleNN, SimpleNNLayer
 
 
 def _crop(w: Where) -> list[int]:
@@ -36,6 +37,13 @@ def _has_bias(layer: MCNLayer) -> bool:
 class ConvTranspose(Unit):
     """``dagnn.ConvTranspose`` (``upsample``, ``crop``, ``numGroups``, ``hasBias``) -> graph
     op ``mcn_convt``."""
+
+    simplenn = ("convt",)
+    simplenn_defaults = {"crop": 0.0, "upsample": 1.0, "numGroups": 1.0, "opts": []}
+
+    @staticmethod
+    def from_simplenn(s: SimpleNNLayer) -> FromSimpleNN:
+        return s.filters(("upsample", "crop", "numGroups", "opts"))
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:

@@ -17,8 +17,9 @@ from porting.layers.pdist import AGGREGATE_ALL, AGGREGATE_IMAGE
 from ...limits import finite, show
 from ..context import Ctx
 from ..fields import Shape, Where
-from ..layout import MCNLayer
+from ..layout import MCNLayer, MCNParam, canon_dict, describe
 from ..registry import Unit, register
+from ..simplenn_layer import FromSimpleNN, SimpleNNLayer
 
 #: the ``vl_nnpdist`` options a layer may carry (``opts``, or SimpleNN fields)
 OPTIONS = ("noRoot", "epsilon", "aggregate")
@@ -93,6 +94,26 @@ class SimpleNNPDist(Unit):
 
     inputs = (1, 2)
     feeds = {1: (1, 1, 1, 1)}
+    simplenn = ("pdist",)  # beta23's aggregate (per image); dagnn.PDist is beta24's
+    simplenn_defaults = {"noRoot": False, "aggregate": False, "p": 2.0, "epsilon": 1e-3}
+
+    @staticmethod
+    def from_simplenn(s: SimpleNNLayer) -> FromSimpleNN:
+        """Its vl_nnpdist settings; a ``class`` (the target) or ``instanceWeights`` stored in
+        the file become params ``<name>_class`` / ``<name>_instanceWeights``, else the
+        target is a second input, the caller's, as ``fromSimpleNN``'s labels."""
+        params = []
+        for field, suffix in (("class", "_class"), ("instanceWeights", "_instanceWeights")):
+            value = s.element.get(field)
+            if value is None or (isinstance(value, np.ndarray) and value.size == 0):
+                continue
+            if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+                raise s.fail(f"{s.where}.{field} should be a numeric array, got "
+                             f"{describe(value)}")
+            params.append(MCNParam(s.name + suffix, value.astype(np.float32), 0.0, 0.0))
+        block = s.keep("p", "noRoot", "epsilon", "aggregate", "opts")
+        stored_target = any(p.name == f"{s.name}_class" for p in params)
+        return FromSimpleNN(params, canon_dict(block), label=not stored_target)
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
@@ -103,7 +124,7 @@ class SimpleNNPDist(Unit):
     def build(layer: MCNLayer, ctx: Ctx) -> None:
         s = _settings(Where(ctx.model, layer), simplenn=True)
         params = {}
-        for i, slot in enumerate(layer.params):  # params named by simplenn.py: class, weights
+        for i, slot in enumerate(layer.params):  # params named by from_simplenn: class, weights
             value = ctx.value(layer, i, slot)
             value = value.reshape(value.shape + (1,) * (4 - value.ndim))
             key = "target" if slot.endswith("_class") else "instance_weights"

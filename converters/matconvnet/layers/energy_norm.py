@@ -7,8 +7,9 @@ from __future__ import annotations
 from ...limits import finite, integer, show
 from ..context import Ctx
 from ..fields import Shape, Where
-from ..layout import MCNLayer
+from ..layout import MCNLayer, canon_dict
 from ..registry import Unit, register
+from ..simplenn_layer import FromSimpleNN, SimpleNNLayer
 
 
 def _param(w: Where, n: int, default: list[float]) -> list[float]:
@@ -20,9 +21,19 @@ def _param(w: Where, n: int, default: list[float]) -> list[float]:
     return [float(v) for v in numbers]
 
 
+def _from_simplenn(s: SimpleNNLayer) -> FromSimpleNN:
+    """``noffset``/``spnorm``: ``vl_simplenn`` passes ``l.param``, which has no default."""
+    if "param" not in s.settings:
+        raise s.fail(f"{s.where}: {s.kind} layer without field 'param'")
+    return FromSimpleNN([], canon_dict({"param": s.settings["param"]}))
+
+
 @register("dagnn.NormOffset")
 class NormOffset(Unit):
     """``dagnn.NormOffset`` (``param = [k p]``, default ``[1 0.5]``) -> graph op ``noffset``."""
+
+    simplenn = ("noffset",)  # vl_nnnoffset(x, l.param), as the dagnn class runs it
+    from_simplenn = staticmethod(_from_simplenn)
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
@@ -39,6 +50,9 @@ class NormOffset(Unit):
 class SpatialNorm(Unit):
     """``dagnn.SpatialNorm`` (``param = [PH PW alpha beta]``, default ``[2 2 10 2]``) ->
     graph op ``spnorm``."""
+
+    simplenn = ("spnorm",)  # vl_nnspnorm(x, l.param)
+    from_simplenn = staticmethod(_from_simplenn)
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:

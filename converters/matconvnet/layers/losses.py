@@ -1,5 +1,5 @@
-"""``dagnn.Loss`` (``vl_nnloss``): semantics in :mod:`porting.layers.losses` (softmaxlog
-summed over images and positions, 1-based labels)."""
+"""``dagnn.Loss`` (``vl_nnloss``; SimpleNN ``softmaxloss``): semantics in
+:mod:`porting.layers.losses` (softmaxlog summed over images and positions, 1-based labels)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ..context import Ctx
 from ..fields import Shape, Where
 from ..layout import MCNLayer
 from ..registry import Unit, register
+from ..simplenn_layer import FromSimpleNN, SimpleNNLayer
 
 #: ``block.loss`` -> graph op.
 LOSSES = {"softmaxlog": "softmax_loss", "classerror": "class_error", "topkerror": "topk_error"}
@@ -22,6 +23,12 @@ class Loss(Unit):
     ``softmax_loss``/``class_error``/``topk_error``."""
 
     inputs = (2, 2)
+    simplenn = ("softmaxloss",)
+
+    @staticmethod
+    def from_simplenn(s: SimpleNNLayer) -> FromSimpleNN:
+        # vl_simplenn reads the layer's ``class``: the caller's labels
+        return FromSimpleNN([], {"loss": "softmaxlog"}, label=True)
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:

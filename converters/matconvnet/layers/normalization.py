@@ -1,7 +1,7 @@
-"""``dagnn.BatchNorm``, ``dagnn.LRN`` and ``dagnn.Scale`` (a scale param or input vars):
-semantics in :mod:`porting.layers.batchnorm` (``vl_nnbnorm`` with stored moments [mean
-sigma]), :mod:`porting.layers.lrn` (``vl_nnnormalize``: alpha not divided by N) and
-``bsxfun`` (the ``mcn_scale`` op)."""
+"""``dagnn.BatchNorm`` (SimpleNN ``bnorm``), ``dagnn.LRN`` (``normalize``/``lrn``) and
+``dagnn.Scale`` (a scale param or input vars): semantics in :mod:`porting.layers.batchnorm`
+(``vl_nnbnorm`` with stored moments [mean sigma]), :mod:`porting.layers.lrn`
+(``vl_nnnormalize``: alpha not divided by N) and ``bsxfun`` (the ``mcn_scale`` op)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,32 @@ import numpy as np
 from ...limits import dims, finite, integer, show
 from ..context import Ctx
 from ..fields import Shape, Where
-from ..layout import MCNLayer
+from ..layout import MCNLayer, canon_dict, column
 from ..registry import Unit, register
+from ..simplenn_layer import FromSimpleNN, SimpleNNLayer
 
 
 @register("dagnn.BatchNorm")
 class BatchNorm(Unit):
     """``dagnn.BatchNorm`` (mult, bias, moments C x 2; ``epsilon``) -> graph op ``mcn_bn``."""
+
+    simplenn = ("bnorm",)
+
+    @staticmethod
+    def from_simplenn(s: SimpleNNLayer) -> FromSimpleNN:
+        weights = s.weights
+        if len(weights) < 2 or weights[0].size == 0 or weights[1].size == 0:
+            raise s.fail(
+                f"{s.where}: bnorm layer without mult/bias weights; MatConvNet cannot run it "
+                "either (vl_simplenn_tidy fails on an empty weights cell, vl_nnbnorm "
+                "refuses empty MULTIPLIERS/BIASES). import-caffe.py's SimpleNN output "
+                "writes bnorm layers this way: import with --output-format dagnn")
+        mult, bias = column(weights[0]), column(weights[1])
+        # vl_simplenn_tidy's fill-in for BatchNorm layers saved without moments
+        moments = weights[2] if len(weights) > 2 else np.zeros((mult.size, 2), np.float32)
+        params = [s.param("m", 0, mult), s.param("b", 1, bias),
+                  s.param("x", 2, moments, decay=0.0 if s.decays else None)]
+        return FromSimpleNN(params, canon_dict(s.keep("epsilon")))
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
@@ -58,6 +77,13 @@ class BatchNorm(Unit):
 @register("dagnn.LRN")
 class LRN(Unit):
     """``dagnn.LRN`` (``param`` = [N kappa alpha beta]) -> graph op ``mcn_lrn``."""
+
+    simplenn = ("normalize", "lrn")
+    simplenn_defaults = {"param": [5.0, 1.0, 0.0001 / 5, 0.75]}
+
+    @staticmethod
+    def from_simplenn(s: SimpleNNLayer) -> FromSimpleNN:
+        return FromSimpleNN([], canon_dict({"param": s.settings["param"]}))
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:

@@ -1,19 +1,33 @@
-"""``dagnn.Pooling``: semantics in :mod:`porting.layers.pooling_matconvnet` (``vl_nnpool``:
-floor output size, ``[t b l r]`` pad, avg divided by the full window)."""
+"""``dagnn.Pooling`` (and SimpleNN ``pool``): semantics in
+:mod:`porting.layers.pooling_matconvnet` (``vl_nnpool``: floor output size, ``[t b l r]`` pad,
+avg divided by the full window)."""
 
 from __future__ import annotations
 
 from ...limits import dims, show
 from ..context import Ctx, pad4, pair
 from ..fields import Shape, Where
-from ..layout import MCNLayer
+from ..layout import MCNLayer, canon_dict
 from ..registry import Unit, register
+from ..simplenn_layer import FromSimpleNN, SimpleNNLayer
 
 
 @register("dagnn.Pooling")
 class Pooling(Unit):
     """``dagnn.Pooling`` (``method`` max/avg, ``poolSize``, ``pad``, ``stride``) -> graph op
     ``mcn_pool``."""
+
+    simplenn = ("pool",)
+    simplenn_defaults = {"method": "max", "pad": 0.0, "stride": 1.0, "opts": []}
+
+    @staticmethod
+    def from_simplenn(s: SimpleNNLayer) -> FromSimpleNN:
+        settings = s.settings
+        if "pool" not in settings:
+            raise s.fail(f"{s.where}: pool layer without field 'pool'")
+        block = {"method": settings["method"], "poolSize": settings["pool"],
+                 "pad": settings["pad"], "stride": settings["stride"], "opts": settings["opts"]}
+        return FromSimpleNN([], canon_dict(block))
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
