@@ -4,7 +4,8 @@ Data path, one module per step::
 
     prototxt + caffemodel
       -> reader.load_net     (files: text/wire parsing with proto's caffe.proto schema,
-                              upgrade: V0/V1 nets, reader: phase rules, weights by name)
+                              upgrade: V0/V1 nets, reader: phase rules, weights by name,
+                              into net's CaffeNet of CaffeLayers)
       -> check.check_net     (checked spec: every layer's unit checks arity, fields, blob
                               shapes; shapes propagated; the dry run's memory estimated)
       -> converter.convert   (graph: every layer's unit builds its graph layers in a
@@ -12,8 +13,8 @@ Data path, one module per step::
       -> common.write_checkpoint (checkpoint)
 
 A Caffe layer type is ONE unit in :mod:`.layers` (registered by type name in
-:data:`.registry.UNITS`): its arity, its parameter check with its shape rule, and its graph
-builder, side by side. The semantics (PyTorch forward, ONNX form) live in
+:data:`.registry.UNITS`): its arity, its blob count, its parameter check with its shape rule,
+and its graph builder, side by side. The semantics (PyTorch forward, ONNX form) live in
 :mod:`porting.layers`.
 """
 

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from ..common import ConversionError, GraphBuilder
-from .reader import CaffeLayer, CaffeNet
+from .net import CaffeLayer, CaffeNet
 
 
 class Ctx:

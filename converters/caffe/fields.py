@@ -14,7 +14,8 @@ from google.protobuf.message import Message
 from porting.checkpoint_schema import MAX_SIDE  # what a checkpoint may hold
 
 from ..limits import INT_MAX
-from .reader import CaffeFormatError, CaffeLayer, CaffeNet
+from .files import CaffeFormatError
+from .net import CaffeLayer, CaffeNet
 
 Shape = tuple[int, ...]
 

@@ -9,7 +9,8 @@ converter sees the layers Caffe would run:
   become V2 ``layer`` records, as in Caffe's ``UpgradeNetAsNeeded``;
 * ``load_net``: layers are filtered by ``include``/``exclude`` rules for a phase
   (``Net::FilterNet``), and weights are attached by layer name
-  (``Net::CopyTrainedLayersFrom``), with blobs as float32 numpy arrays.
+  (``Net::CopyTrainedLayersFrom``), with blobs as float32 numpy arrays, their number held to
+  what the unit of the layer's type declares (:mod:`~porting.converters.caffe.registry`).
 
 Every problem with the input files is reported as one ``CaffeFormatError`` line naming
 the file and the layer or field; the files themselves are read by
@@ -21,7 +22,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
@@ -40,6 +40,9 @@ from .files import (
     read_mean_binaryproto,
     read_prototxt,
 )
+from .layers import UNITS
+from .net import CaffeLayer, CaffeNet
+from .registry import expected_blobs
 from .upgrade import upgrade_v1
 
 __all__ = [
@@ -58,95 +61,6 @@ __all__ = [
 
 PHASES = ("TRAIN", "TEST")
 _PHASE = cp.POOL.FindEnumTypeByName("caffe.Phase")
-
-# Layer types that never own blobs; a caffemodel giving them some is corrupt.
-_PARAMETERLESS = frozenset(
-    """
-    AbsVal Accuracy ArgMax BNLL Concat ContrastiveLoss Crop Data Dropout DummyData ELU Eltwise
-    Euclidean EuclideanLoss Exp Flatten HDF5Data HDF5Output HingeLoss ImageData InfogainLoss Input
-    LRN Log MVN MemoryData MultinomialLogisticLoss Pooling Power ReLU ReidData Reduction
-    PairEuclidean Reshape Sigmoid SigmoidCrossEntropyLoss Silence Slice Softmax
-    SoftmaxWithLoss Split
-    TanH Threshold Tile WindowData
-    Axpy Interp Permute ShuffleChannel Upsample
-    """.split()
-)
-
-
-
-
-# --------------------------------------------------------------------------- the net
-
-
-@dataclass(frozen=True, eq=False)
-class CaffeLayer:
-    """One layer as Caffe would run it, with its weights.
-
-    ``params`` maps each *_param field that is set (``"convolution_param"``, ...) to its
-    protobuf message; ``proto`` is the whole ``LayerParameter`` (blobs removed) for
-    reading defaults of unset fields. ``blobs`` are float32 arrays in Caffe order, with
-    the file's shape: ``blob_legacy[i]`` marks blobs stored with the deprecated 4-D
-    num/channels/height/width dims (V1 models: an InnerProduct weight is 1x1xOxI),
-    which Caffe matches against the layer's shape with ``blob_matches``.
-    ``param_names[i]`` is ``ParamSpec.name`` of blob i (``None`` when unnamed); layers
-    sharing a name share that parameter. ``loss_weight`` is the raw field (empty: Caffe
-    uses 1 for the first top of ``*Loss`` layers, 0 otherwise).
-    """
-
-    name: str
-    type: str
-    bottoms: tuple[str, ...]
-    tops: tuple[str, ...]
-    params: Mapping[str, Message]
-    proto: Message
-    blobs: tuple[np.ndarray, ...] = ()
-    blob_legacy: tuple[bool, ...] = ()
-    param_names: tuple[str | None, ...] = ()
-    include: tuple[Message, ...] = ()
-    exclude: tuple[Message, ...] = ()
-    loss_weight: tuple[float, ...] = ()
-
-    def blob_matches(self, index: int, shape: Sequence[int]) -> bool:
-        """Caffe's ``Blob::ShapeEquals``: does blob ``index`` fit a blob of ``shape``?
-
-        Legacy 4-D blobs match any shape of at most 4 axes that equals them once padded
-        with leading 1s (bias 1x1x1xO fits (O,)).
-        """
-        blob, want = self.blobs[index], tuple(int(d) for d in shape)
-        if self.blob_legacy[index]:
-            return len(want) <= 4 and (1,) * (4 - len(want)) + want == blob.shape
-        return blob.shape == want
-
-
-@dataclass(frozen=True, eq=False)
-class CaffeNet:
-    """A Caffe net for one phase: its inputs, its layers in order, and load diagnostics.
-
-    ``inputs`` maps each ``Input`` layer top to its shape (``None`` when the prototxt
-    leaves it to be set at run time); the Input layers themselves stay in ``layers``.
-    ``param_owners`` maps each ``ParamSpec`` name to the (layer, blob index) that owns
-    it (the first layer using the name). ``unused_weights`` lists caffemodel layers with
-    blobs that match no layer of this phase; ``warnings`` repeats the warnings issued;
-    ``unknown_fields`` has one note per prototxt field the schema does not know (also
-    warnings: the converter refuses them unless told to ignore them).
-    """
-
-    name: str
-    phase: str
-    inputs: Mapping[str, tuple[int, ...] | None]
-    layers: tuple[CaffeLayer, ...]
-    param_owners: Mapping[str, tuple[str, int]] = field(default_factory=dict)
-    unused_weights: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    unknown_fields: tuple[str, ...] = ()
-    definition: Message | None = field(default=None, repr=False, compare=False)
-
-    def layer(self, name: str) -> CaffeLayer:
-        """The layer called ``name`` (KeyError if absent)."""
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(name)
 
 
 def load_net(
@@ -281,28 +195,9 @@ def _check_duplicates(layers: Sequence[Message], duplicates: set[str], source: M
 
 
 def _expected_blob_count(layer: Message) -> int | None:
-    """How many blobs Caffe creates for this layer, where the type alone decides it."""
-    kind = layer.type
-    if kind in ("Convolution", "Deconvolution", "ConvolutionDepthwise",
-                "DepthwiseConvolution"):
-        return 1 + int(layer.convolution_param.bias_term)
-    if kind == "InnerProduct":
-        return 1 + int(layer.inner_product_param.bias_term)
-    if kind == "BatchNorm":
-        return 3  # mean, variance, moving-average scale factor
-    if kind == "Scale":  # with a second bottom the scale is an input, not a blob
-        return int(len(layer.bottom) == 1) + int(layer.scale_param.bias_term)
-    if kind == "Bias":
-        return int(len(layer.bottom) == 1)
-    if kind in ("PReLU", "Normalize"):
-        return 1
-    if kind == "Embed":
-        return 1 + int(layer.embed_param.bias_term)
-    if kind == "BN":  # TSN/PSPNet: scale, shift, history mean and variance; SegNet: 2
-        return None
-    if kind in _PARAMETERLESS:
-        return 0
-    return None
+    """How many blobs Caffe creates for this layer, where its type (and fields) decide it:
+    the unit of its type says (``Unit.blob_count``)."""
+    return expected_blobs(UNITS, layer)
 
 
 def _match_weights(

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from ..context import Ctx
 from ..fields import Shape, Where, axis_field, finite_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
+
+
+def _same(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
+    """The top has the bottom's shape."""
+    return [ins[0]]
 
 
 @register("ReLU")
@@ -27,7 +32,9 @@ class ReLU(Unit):
 
 @register("Sigmoid")
 class Sigmoid(Unit):
-    """Caffe's ``SigmoidLayer`` -> graph op ``sigmoid`` (no field; top shape not tracked)."""
+    """Caffe's ``SigmoidLayer`` -> graph op ``sigmoid`` (no field)."""
+
+    check = staticmethod(_same)
 
     @staticmethod
     def build(layer: CaffeLayer, ctx: Ctx) -> None:
@@ -36,7 +43,9 @@ class Sigmoid(Unit):
 
 @register("TanH")
 class TanH(Unit):
-    """Caffe's ``TanHLayer`` -> graph op ``tanh`` (no field; top shape not tracked)."""
+    """Caffe's ``TanHLayer`` -> graph op ``tanh`` (no field)."""
+
+    check = staticmethod(_same)
 
     @staticmethod
     def build(layer: CaffeLayer, ctx: Ctx) -> None:

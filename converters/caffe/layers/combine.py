@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+from google.protobuf.message import Message
+
 from ...limits import dims
 from ..context import Ctx
 from ..fields import Shape, Where, int_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
 
 
@@ -38,6 +40,10 @@ class Axpy(Unit):
 class Embed(Unit):
     """Caffe's ``EmbedLayer`` (``input_dim`` x ``num_output`` weight, optional bias) -> op
     ``embed``; the top is the bottom's shape plus ``num_output``."""
+
+    @staticmethod
+    def blob_count(layer: Message) -> int | None:
+        return 1 + int(layer.embed_param.bias_term)  # weights, bias
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:

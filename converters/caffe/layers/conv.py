@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import math
 
+from google.protobuf.message import Message
+
 from porting.checkpoint_schema import MAX_SIDE  # what a checkpoint may hold
 
 from ...limits import dims
 from ..context import Ctx
 from ..fields import Geometry, Shape, Where, axis_field, hw, int_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
+
+
+def conv_blobs(layer: Message) -> int:
+    """The blobs of a ``convolution_param`` layer: filters, and a bias unless
+    ``bias_term: false``."""
+    return 1 + int(layer.convolution_param.bias_term)
 
 
 def conv_geometry(layer: CaffeLayer, prototxt: str = "<prototxt>") -> Geometry:
@@ -33,6 +41,8 @@ def conv_geometry(layer: CaffeLayer, prototxt: str = "<prototxt>") -> Geometry:
 @register("Convolution")
 class Convolution(Unit):
     """Caffe's ``ConvolutionLayer`` (2-D, NCHW, groups, dilation) -> graph op ``conv``."""
+
+    blob_count = staticmethod(conv_blobs)
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
@@ -100,6 +110,10 @@ class Convolution(Unit):
 @register("InnerProduct")
 class InnerProduct(Unit):
     """Caffe's ``InnerProductLayer`` (``axis``, ``transpose``) -> graph op ``linear``."""
+
+    @staticmethod
+    def blob_count(layer: Message) -> int | None:
+        return 1 + int(layer.inner_product_param.bias_term)  # weights, bias
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ...limits import INT_MAX
 from ..context import Ctx
 from ..fields import Shape, Where
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
 
 #: Caffe's data layer types (and caffe-reid's ``ReidData``): no bottom, their tops are inputs.

@@ -17,9 +17,9 @@ from porting.layers.deconv import deconv_output_size
 from ...limits import dims
 from ..context import Ctx
 from ..fields import Shape, Where, int_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
-from .conv import Convolution, conv_geometry
+from .conv import Convolution, conv_blobs, conv_geometry
 
 
 def _nchw(w: Where, x: Shape | None) -> None:
@@ -31,6 +31,8 @@ def _nchw(w: Where, x: Shape | None) -> None:
 @register("Deconvolution")
 class Deconvolution(Unit):
     """Caffe's ``DeconvolutionLayer`` (groups, dilation, pad, stride, bias) -> op ``deconv``."""
+
+    blob_count = staticmethod(conv_blobs)
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
@@ -83,6 +85,8 @@ class Deconvolution(Unit):
 @register("ConvolutionDepthwise")
 class ConvolutionDepthwise(Unit):
     """The forks' ``ConvolutionDepthwiseLayer`` -> graph op ``conv`` with group = C."""
+
+    blob_count = staticmethod(conv_blobs)
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:

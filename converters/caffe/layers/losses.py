@@ -9,7 +9,7 @@ import math
 from ...limits import dims
 from ..context import Ctx
 from ..fields import Shape, Where, axis_field, int_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
 
 

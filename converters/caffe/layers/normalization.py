@@ -4,10 +4,12 @@ scale factor, ``use_global_stats`` following the phase)."""
 
 from __future__ import annotations
 
+from google.protobuf.message import Message
+
 from ...limits import dims
 from ..context import Ctx
 from ..fields import Shape, Where, axis_field, finite_field, int_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
 
 
@@ -43,6 +45,8 @@ class LRN(Unit):
 @register("BatchNorm")
 class BatchNorm(Unit):
     """Caffe's ``BatchNormLayer`` (mean, variance, scale factor blobs) -> op ``caffe_bn``."""
+
+    blobs = 3  # mean, variance, moving-average scale factor
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
@@ -107,6 +111,11 @@ class Scale(Unit):
     bottoms = (1, 2)
 
     @staticmethod
+    def blob_count(layer: Message) -> int | None:
+        # with a second bottom the scale is an input, not a blob
+        return int(len(layer.bottom) == 1) + int(layer.scale_param.bias_term)
+
+    @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
         layer = w.layer
         p = param(layer, "scale_param")
@@ -151,6 +160,10 @@ class Bias(Unit):
     """Caffe's ``BiasLayer`` (a blob or a second bottom) -> graph op ``bias``."""
 
     bottoms = (1, 2)
+
+    @staticmethod
+    def blob_count(layer: Message) -> int | None:
+        return int(len(layer.bottom) == 1)  # with a second bottom the bias is an input
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:

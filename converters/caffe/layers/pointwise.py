@@ -7,7 +7,7 @@ from __future__ import annotations
 from ...limits import dims
 from ..context import Ctx
 from ..fields import Shape, Where, finite_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
 
 
@@ -35,6 +35,8 @@ def _slope_shape(w: Where, ins: list[Shape | None]) -> tuple[int, ...]:
 @register("PReLU")
 class PReLU(Unit):
     """Caffe's ``PReLULayer`` (``channel_shared``) -> graph op ``prelu``."""
+
+    blobs = 1  # the slopes
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:

@@ -10,7 +10,7 @@ from google.protobuf.message import Message
 from ...limits import dims
 from ..context import Ctx
 from ..fields import Geometry, Shape, Where, hw, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
 
 

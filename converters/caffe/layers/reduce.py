@@ -7,7 +7,7 @@ import math
 
 from ..context import Ctx
 from ..fields import Shape, Where, axis_field, finite_field, int_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
 
 _OPS = {1: "SUM", 2: "ASUM", 3: "SUMSQ", 4: "MEAN"}

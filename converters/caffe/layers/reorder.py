@@ -10,7 +10,7 @@ from porting.layers.shapes import crop_offsets, permute_order
 from ...limits import dims
 from ..context import Ctx
 from ..fields import Shape, Where, axis_field, int_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
 
 

@@ -14,7 +14,7 @@ from porting.layers.unpool import unpool_size
 from ...limits import dims
 from ..context import Ctx
 from ..fields import Shape, Where, int_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
 
 

@@ -4,10 +4,12 @@ Inception-BN (TSN) / PSPNet fork's ``BN``; semantics in :mod:`porting.layers.nor
 
 from __future__ import annotations
 
+from google.protobuf.message import Message
+
 from ...limits import dims
 from ..context import Ctx
 from ..fields import Shape, Where, finite_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
 
 
@@ -35,6 +37,8 @@ class MVN(Unit):
 class Normalize(Unit):
     """SSD's ``NormalizeLayer`` (``across_spatial``, ``channel_shared``, ``eps``, a scale
     blob) -> graph op ``ssd_normalize``."""
+
+    blobs = 1  # the scale
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
@@ -89,6 +93,10 @@ class BN(Unit):
     refused). SegNet/ENet (alexgkendall/caffe-segnet ``bn_layer.cpp``): blobs scale and shift
     (``1 x C x 1 x 1``); ``bn_mode: INFERENCE`` is ``scale * x + shift`` -> graph op ``scale``;
     its default LEARN normalises by the batch even at test time and is refused."""
+
+    @staticmethod
+    def blob_count(layer: Message) -> int | None:
+        return None  # TSN/PSPNet: scale, shift, history mean and variance; SegNet: 2
 
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:

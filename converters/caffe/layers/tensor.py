@@ -10,7 +10,7 @@ from porting.layers.shapes import reshape_shape
 from ...limits import INT_MAX, dims
 from ..context import Ctx
 from ..fields import Shape, Where, axis_field, finite_field, param
-from ..reader import CaffeLayer
+from ..net import CaffeLayer
 from ..registry import Unit, register
 
 
@@ -126,10 +126,13 @@ class Slice(Unit):
 
 @register("Split")
 class Split(Unit):
-    """Caffe's ``SplitLayer``: the bottom to every top -> graph op ``identity`` (top shapes
-    not tracked)."""
+    """Caffe's ``SplitLayer``: the bottom to every top -> graph op ``identity``."""
 
     tops = (1, None)
+
+    @staticmethod
+    def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
+        return [ins[0]] * len(w.layer.tops)
 
     @staticmethod
     def build(layer: CaffeLayer, ctx: Ctx) -> None:
