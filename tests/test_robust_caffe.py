@@ -16,8 +16,8 @@ import pytest
 import torch
 from google.protobuf import text_format
 
-from porting.converters.caffe import proto as cp
 from porting.converters.caffe import main as convert_caffe
+from porting.converters.caffe import proto as cp
 
 from conftest import FIXTURES
 from conftest import refused as _refused
