@@ -151,6 +151,41 @@ def _convert(prototxt: Path, caffemodel: Path, out: Path) -> dict[str, Any]:
     return res
 
 
+def _rel(a: Any, ref: Any) -> float:
+    import numpy as np
+
+    scale = float(np.abs(ref).max()) if ref.size else 0.0
+    diff = float(np.abs(a - ref).max()) if ref.size else 0.0
+    return diff / scale if scale > 0 else diff
+
+
+def _layer_alone(model: Any, net: Any, by_var: dict, feeds: dict, var: str, ref: Any
+                 ) -> float | None:
+    """The layer that makes ``var`` alone: our graph fed OpenCV's own values of that
+    layer's inputs, against OpenCV's output. Float32 differences accumulated upstream drop
+    out (a Sigmoid of inputs near +-200 turns their 1e-5 relative difference into 5e-4 of
+    its 0..1 output); a layer that computes something else does not. ``None`` when an
+    input has no OpenCV value."""
+    import numpy as np
+    import torch
+
+    producer = next((la for la in model.graph["layers"] if var in la["outputs"]), None)
+    if producer is None:
+        return None
+    feed = {k: torch.from_numpy(v) for k, v in feeds.items()}
+    for v in producer["inputs"]:
+        if v in feed:
+            continue
+        if v not in by_var:
+            return None
+        layer, k = by_var[v]
+        value = net.forwardAndRetrieve([layer])[0][k]  # alone: a second top stays intact
+        feed[v] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+    with torch.no_grad():
+        got = model(**feed, outputs=[var])[var].double().numpy()
+    return _rel(got.reshape(ref.shape), ref) if got.size == ref.size else None
+
+
 def _chunks(items: list, sizes: list[int], limit: int) -> list[list]:
     out: list[list] = [[]]
     total = 0
@@ -236,6 +271,7 @@ def run_child(entry: dict[str, Any], workdir: Path) -> dict[str, Any]:
         for k in range(len(layer.tops)):
             shp = per_layer.get((name, k), [1])
             pairs.append((name, k, _ours_var(layers, name, k), 4 * int(np.prod(shp))))
+    by_var = {p[2]: (p[0], p[1]) for p in pairs}
     rows = []
     first_bad = None
     unexposed = []
@@ -280,10 +316,14 @@ def run_child(entry: dict[str, Any], workdir: Path) -> dict[str, Any]:
                 else:
                     row["status"] = "SHAPE"
             if "status" not in row:
-                scale = float(np.abs(ref).max()) if ref.size else 0.0
-                diff = float(np.abs(a - ref).max()) if ref.size else 0.0
-                row["max_rel"] = diff / scale if scale > 0 else diff
+                row["max_rel"] = _rel(a, ref)
                 row["status"] = "ok" if row["max_rel"] <= RTOL else "FAIL"
+            if row["status"] == "FAIL":
+                local = _layer_alone(model, net, by_var, feeds, var, ref)
+                row["layer_alone_rel"] = local
+                if local is not None and local <= RTOL:
+                    row["status"] = "ok"  # float32 noise from upstream, amplified here
+                    row["noise_amplified"] = True
             if row["status"] != "ok" and first_bad is None:
                 first_bad = row
             rows.append(row)
@@ -292,6 +332,7 @@ def run_child(entry: dict[str, Any], workdir: Path) -> dict[str, Any]:
     res["blobs_compared"] = len(rows)
     res["blobs_unexposed"] = len(unexposed)
     res["worst_rel"] = max((r.get("max_rel", 0.0) for r in rows), default=None)
+    res["blobs_noise_amplified"] = sum(bool(r.get("noise_amplified")) for r in rows)
     res["batch_ok"] = batch_ok
     wrong = entry.get("opencv_wrong_types", [])
     if first_bad is not None and by_name[first_bad["layer"]].type in wrong:
@@ -358,6 +399,8 @@ def _short(res: dict[str, Any]) -> str:
     if s == "match":
         return (f"match ({res['blobs_compared']} blobs, worst {res['worst_rel']:.2g}"
                 + (f", {res['blobs_unexposed']} not exposed" if res["blobs_unexposed"] else "")
+                + (f", {res['blobs_noise_amplified']} within 1e-4 only layer by layer"
+                   if res.get("blobs_noise_amplified") else "")
                 + ")")
     return s
 
