@@ -296,9 +296,12 @@ def _rule(layer: Layer, bs: list[list[int]], notes: list[str]
     if t == "BatchNorm":
         return [x], [[x[1]], [x[1]], [1]]
     if t == "BN":
+        # yjxiong/Cysu/PSPNet BN (slope_filler, bias_filler, frozen): scale, shift, history
+        # mean and variance, always 4 (bn_layer.cpp LayerSetUp); SegNet/ENet BN (scale_filler,
+        # shift_filler, bn_mode): scale and shift.
         p = layer.param("bn_param")
-        four = len(layer.raw.get("param", [])) >= 3 or "frozen" in p
-        return [x], [[1, x[1], 1, 1]] * (4 if four else 2)
+        segnet = any(k in p for k in ("scale_filler", "shift_filler", "bn_mode"))
+        return [x], [[1, x[1], 1, 1]] * (2 if segnet else 4)
     if t in ("Scale", "Bias"):
         p = layer.param("scale_param" if t == "Scale" else "bias_param")
         axis = _axis(int(first(p, "axis", 1)), len(x))
