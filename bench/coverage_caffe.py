@@ -103,13 +103,24 @@ def write_caffemodel(path: Path, layers: list, weights: dict, seed: int) -> int:
     return count
 
 
-def _ours_var(layers: list, name: str, top_index: int) -> str:
+def _ours_var(layers: list, idx: int, top_index: int) -> str:
     """The converter's var for a layer's top: ``blob@layer`` while a later layer writes the
     same blob again (in place), else ``blob``."""
-    idx = next(i for i, layer in enumerate(layers) if layer.name == name)
     top = layers[idx].tops[top_index]
     later = any(top in layer.tops for layer in layers[idx + 1:])
-    return f"{top}@{name}" if later else top
+    return f"{top}@{layers[idx].name}" if later else top
+
+
+def _opencv_names(layers: list) -> dict[str, int]:
+    """OpenCV's name of each layer -> its index: a name seen before gets ``_1``, ``_2``...
+    (the Caffe importer's renaming of duplicate layer names)."""
+    seen: dict[str, int] = {}
+    out = {}
+    for i, layer in enumerate(layers):
+        n = seen.get(layer.name, 0)
+        seen[layer.name] = n + 1
+        out[layer.name if n == 0 else f"{layer.name}_{n}"] = i
+    return out
 
 
 def _opencv(prototxt: Path, caffemodel: Path, feeds: dict) -> Any:
@@ -159,8 +170,8 @@ def _rel(a: Any, ref: Any) -> float:
     return diff / scale if scale > 0 else diff
 
 
-def _layer_alone(model: Any, net: Any, by_var: dict, feeds: dict, var: str, ref: Any
-                 ) -> float | None:
+def _layer_alone(model: Any, net: Any, by_var: dict, feeds: dict, var: str, ref: Any,
+                 ocv_names: set[str]) -> float | None:
     """The layer that makes ``var`` alone: our graph fed OpenCV's own values of that
     layer's inputs, against OpenCV's output. Float32 differences accumulated upstream drop
     out (a Sigmoid of inputs near +-200 turns their 1e-5 relative difference into 5e-4 of
@@ -176,9 +187,12 @@ def _layer_alone(model: Any, net: Any, by_var: dict, feeds: dict, var: str, ref:
     for v in producer["inputs"]:
         if v in feed:
             continue
-        if v not in by_var:
+        if v in by_var:
+            layer, k = by_var[v]
+        elif v.split("@")[0] in ocv_names:  # OpenCV named the layer after its top
+            layer, k = v.split("@")[0], 0
+        else:
             return None
-        layer, k = by_var[v]
         value = net.forwardAndRetrieve([layer])[0][k]  # alone: a second top stays intact
         feed[v] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
     with torch.no_grad():
@@ -262,15 +276,16 @@ def run_child(entry: dict[str, Any], workdir: Path) -> dict[str, Any]:
         res["status"] = "no-oracle"
         res["message"] = f"OpenCV: {str(exc).strip().splitlines()[-1][:300]}"
         return res
-    by_name = {layer.name: layer for layer in layers}
+    index = _opencv_names(layers)
+    by_name = {name: layers[i] for name, i in index.items()}
     pairs = []  # (opencv layer, top index, our var, bytes)
     for name in names:
         layer = by_name.get(name)
         if layer is None:
             continue
         for k in range(len(layer.tops)):
-            shp = per_layer.get((name, k), [1])
-            pairs.append((name, k, _ours_var(layers, name, k), 4 * int(np.prod(shp))))
+            shp = per_layer.get((layer.name, k), [1])
+            pairs.append((name, k, _ours_var(layers, index[name], k), 4 * int(np.prod(shp))))
     by_var = {p[2]: (p[0], p[1]) for p in pairs}
     rows = []
     first_bad = None
@@ -319,7 +334,7 @@ def run_child(entry: dict[str, Any], workdir: Path) -> dict[str, Any]:
                 row["max_rel"] = _rel(a, ref)
                 row["status"] = "ok" if row["max_rel"] <= RTOL else "FAIL"
             if row["status"] == "FAIL":
-                local = _layer_alone(model, net, by_var, feeds, var, ref)
+                local = _layer_alone(model, net, by_var, feeds, var, ref, set(names))
                 row["layer_alone_rel"] = local
                 if local is not None and local <= RTOL:
                     row["status"] = "ok"  # float32 noise from upstream, amplified here
