@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+# A shell that starts the suite in the background (no job control) leaves SIGINT ignored, and
+# an ignored signal is inherited across exec: the commands the tests interrupt would then
+# never see their Ctrl-C. Give this process a handler; its children start with the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
