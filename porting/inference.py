@@ -28,7 +28,7 @@ from typing import TypeVar
 from torch import nn
 
 from porting.graph import GraphModule
-from porting.layers.batchnorm import _FastForm
+from porting.layers.batchnorm import FastForm
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -37,7 +37,7 @@ def set_exact(module: M, exact: bool) -> M:
     """Switch every layer of ``module`` to the exact (``True``) or fast form; returns it."""
     exact = bool(exact)
     for m in module.modules():
-        if isinstance(m, _FastForm):
+        if isinstance(m, FastForm):
             m.exact = exact
         elif isinstance(m, nn.ReLU):
             m.inplace = not exact

@@ -166,39 +166,6 @@ def test_no_import_cycle_anywhere() -> None:
     assert not cycles, cycles
 
 
-#: Private names still imported across modules OUTSIDE the converters when this check was
-#: added (porting/layers, porting/inference and validation/ belong to other work): listed
-#: so that no new one appears; remove a name when its owner makes it public.
-_KNOWN: dict[tuple[str, str], str] = {  # (importer, imported module): names
-    ("inference", "layers.batchnorm"):
-        "_FastForm",
-    ("layers.pooling_matconvnet", "layers.pooling_caffe"):
-        "_pair",
-    ("validation.dxy_protocol", "validation.metrics"):
-        "_tensor",
-    ("validation.rerank", "validation.metrics.ranking"):
-        "_sqdist_into _sqnorms _stable_order _tensor",
-    ("validation.camera_pairs", "validation.metrics"):
-        "_Labels _list_stats _tensor",
-    ("validation.metrics.market", "validation.metrics.ranking"):
-        "_Codes _Labels _OUT _check_rank_size _chunk_rows _finish _list_stats _ranked "
-        "_sqdist_into _sqnorms _tensor _top_set",
-    ("validation.metrics.cuhk03", "validation.metrics.ranking"):
-        "_finish _list_stats _np _tensor _top_set",
-    ("validation.metrics", "validation.metrics.ranking"):
-        "_Codes _Labels _OUT _check_rank_size _chunk_rows _cmc _finish _list_stats _np _ranked "
-        "_sqdist_into _sqnorms _stable_order _tensor _top_set",
-    ("validation.datasets.market", "validation.datasets.common"):
-        "_names_excerpt _screen",
-    ("validation.datasets.cuhk03", "validation.datasets.common"):
-        "_int_array _names_excerpt _screen",
-    ("validation.datasets.oxford", "validation.datasets.common"):
-        "_bad_images_error _check_images _names_excerpt",
-}
-KNOWN_PRIVATE_IMPORTS = frozenset(f"porting.{a}: from porting.{b} import {n}"
-                                  for (a, b), names in _KNOWN.items() for n in names.split())
-
-
 def test_no_module_imports_another_modules_private_name() -> None:
     """What two modules share is public and lives below both: no ``from m import _name``
     and no ``m._name`` on an imported module, anywhere in the package."""
@@ -221,7 +188,4 @@ def test_no_module_imports_another_modules_private_name() -> None:
                         m.endswith("." + aliases[n.value.id]) or m == aliases[n.value.id]
                         for m in edges)):
                 wrong.append(f"{name}: {n.value.id}.{n.attr}")
-    assert not set(wrong) - KNOWN_PRIVATE_IMPORTS, sorted(set(wrong) - KNOWN_PRIVATE_IMPORTS)
-    fixed = KNOWN_PRIVATE_IMPORTS - set(wrong)
-    assert not fixed, f"no longer imported: remove from KNOWN_PRIVATE_IMPORTS: {sorted(fixed)}"
-    assert not [w for w in wrong if w.startswith("porting.converters")]
+    assert not wrong, sorted(set(wrong))

@@ -72,7 +72,7 @@ def test_pad_or_stride_with_an_extra_dimension(tmp_path, capsys, version, key) -
 @pytest.mark.parametrize("version", sorted(WRITERS))
 @pytest.mark.parametrize("key", ["pad", "dilate"])
 def test_inf_in_pad_or_dilate(tmp_path, capsys, version, key) -> None:
-    # Inf ended in an OverflowError in _pair / _pad4.
+    # Inf ended in an OverflowError in as_pair / _pad4.
     src = WRITERS[version](tmp_path, 0, **{key: np.array([[math.inf]])})
     _refused(_convert(capsys, src), src.name, "'conv1' (dagnn.Conv)", f"block.{key}", "inf")
 

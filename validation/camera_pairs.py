@@ -14,14 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .metrics import (
-    OFFICIAL_RANK_SIZE,
-    Array,
-    _Labels,
-    _list_stats,
-    _tensor,
-    evaluate_market,
-)
+from .metrics import OFFICIAL_RANK_SIZE, Array, evaluate_market
+from .metrics.ranking import Labels, as_tensor, list_stats
 
 __all__ = [
     "CameraPairResult",
@@ -46,12 +40,12 @@ def _camera_blocks(
     camera and same id in the other cameras. Both reduce to good = same id & camera c,
     junk = id -1 | (same id & camera != c).
     """
-    order = _tensor(ranking, torch.int64)
+    order = as_tensor(ranking, torch.int64)
     dev = order.device
-    qp, qc = _tensor(q_pids, torch.int64, dev), _tensor(q_camids, torch.int64, dev)
-    gp, gc = _tensor(g_pids, torch.int64, dev), _tensor(g_camids, torch.int64, dev)
+    qp, qc = as_tensor(q_pids, torch.int64, dev), as_tensor(q_camids, torch.int64, dev)
+    gp, gc = as_tensor(g_pids, torch.int64, dev), as_tensor(g_camids, torch.int64, dev)
     cams = list(range(1, n_cams + 1))
-    n_same = torch.from_numpy(_Labels(g_pids, g_camids).per_camera(q_pids, cams)).to(dev)
+    n_same = torch.from_numpy(Labels(g_pids, g_camids).per_camera(q_pids, cams)).to(dev)
     pid = gp[order]
     same, junk1, in_cam = pid == qp[:, None], pid == -1, gc[order]
     for j, c in enumerate(cams):
@@ -77,7 +71,7 @@ def camera_pair_ap(
         ranking, q_pids, g_pids, q_camids, g_camids, n_cams
     ):
         cols = torch.arange(good.shape[1], device=good.device).expand_as(good)
-        stats = _list_stats(cols, good, junk, n_good)
+        stats = list_stats(cols, good, junk, n_good)
         last_good = torch.where(good, cols, -1).amax(1)
         last_nonjunk = torch.where(~junk, cols, -1).amax(1)
         # good_now == ngood is tested at non-junk entries only, after the AP update

@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .metrics import Array, RankingResult, _tensor, evaluate_market, sqdist
+from .metrics import Array, RankingResult, evaluate_market, sqdist
+from .metrics.ranking import as_tensor
 
 __all__ = ["SAVED_CROP", "DISTANCES", "caffe_oversample", "cosine_distance", "evaluate_dxy"]
 
@@ -51,8 +52,8 @@ def caffe_oversample(image: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
 
 def cosine_distance(query: Array, gallery: Array) -> torch.Tensor:
     """``1 - cos(q, g)``, ``(n_query, n_gallery)`` float32: ranks as ``cosdist`` does."""
-    q = _tensor(query, torch.float32)
-    g = _tensor(gallery, torch.float32, q.device)
+    q = as_tensor(query, torch.float32)
+    g = as_tensor(gallery, torch.float32, q.device)
     q = q / q.norm(dim=1, keepdim=True)
     g = g / g.norm(dim=1, keepdim=True)
     return 1.0 - q @ g.T

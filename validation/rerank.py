@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .metrics.ranking import Array, _sqdist_into, _sqnorms, _stable_order, _tensor
+from .metrics.ranking import Array, as_tensor, sqdist_into, sqnorms, stable_order
 
 __all__ = ["DEFAULT_RERANK_CHUNK_BYTES", "re_rank_features", "re_ranking"]
 
@@ -82,13 +82,13 @@ class _FeatureSource:
 
     def __init__(self, query: torch.Tensor, gallery: torch.Tensor) -> None:
         self.f = torch.cat([query, gallery])
-        self.sq = _sqnorms(self.f)
+        self.sq = sqnorms(self.f)
         self.n_query, self.n, self.device = query.shape[0], self.f.shape[0], self.f.device
         self.pair_bytes = 4 * self.f.shape[1]
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
         out = torch.empty(stop - start, self.n, dtype=torch.float32, device=self.device)
-        _sqdist_into(out, self.f[start:stop], self.f, self.sq[start:stop], self.sq)
+        sqdist_into(out, self.f[start:stop], self.f, self.sq[start:stop], self.sq)
         idx = torch.arange(stop - start, device=self.device)
         out[idx, idx + start] = 0.0  # an image's distance to itself, as cdist gives it
         return out
@@ -148,7 +148,7 @@ def _initial_pass(
         a = src.rows(start, stop)
         row_max[start:stop] = a.amax(1)
         a /= row_max[start:stop, None]  # 1.*original_dist/np.max(original_dist, axis=0)
-        ranks[start:stop] = _stable_order(a, k, descending=False)
+        ranks[start:stop] = stable_order(a, k, descending=False)
         if start < src.n_query:
             torch.mul(a[:, src.n_query :], lam, out=weighted[start:stop])
     return ranks, row_max, weighted
@@ -345,9 +345,9 @@ def re_ranking(
     arguments, same result to float32 rounding, lower memory (the three inputs plus about
     ``chunk_bytes`` and the sparse ``V``). float32, on the inputs' device.
     """
-    qg = _tensor(q_g_dist, torch.float32)
-    qq = _tensor(q_q_dist, torch.float32, qg.device)
-    gg = _tensor(g_g_dist, torch.float32, qg.device)
+    qg = as_tensor(q_g_dist, torch.float32)
+    qq = as_tensor(q_q_dist, torch.float32, qg.device)
+    gg = as_tensor(g_g_dist, torch.float32, qg.device)
     nq, ng = qg.shape
     if qq.shape != (nq, nq) or gg.shape != (ng, ng):
         raise ValueError(f"shapes {tuple(qg.shape)}, {tuple(qq.shape)}, {tuple(gg.shape)} "
@@ -371,6 +371,6 @@ def re_rank_features(
     0 for an image and itself. At Market-1501 size (3,368 + 19,732 images) it needs the
     features, two ``(n_query, n_gallery)`` float32 arrays and about ``chunk_bytes`` more.
     """
-    q = _tensor(query_f, torch.float32)
-    g = _tensor(gallery_f, torch.float32, q.device)
+    q = as_tensor(query_f, torch.float32)
+    g = as_tensor(gallery_f, torch.float32, q.device)
     return _re_rank(_FeatureSource(q, g), k1, k2, lambda_value, chunk_bytes)

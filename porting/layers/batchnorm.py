@@ -75,7 +75,7 @@ def channel_affine(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
     return torch.addcmul(b.view(shape), x, a.view(shape))
 
 
-class _FastForm:
+class FastForm:
     """Mixin of the layers that have a fast test-time form; ``exact`` (default True) keeps
     the source framework's arithmetic. ``affine()`` is the per-channel ``(a, b)`` the layer
     computes right now, or None when it is not a per-channel affine map (batch statistics)."""
@@ -107,7 +107,7 @@ class FrozenBatchNorm(nn.Module):
         return frozen_batch_norm(x, self.mean, self.sigma, self.mult, self.bias)
 
 
-class CaffeBatchNorm(_FastForm, nn.Module):
+class CaffeBatchNorm(FastForm, nn.Module):
     """Caffe ``BatchNorm``: blobs ``mean``, ``variance``, ``scale_factor``; no affine part.
 
     Caffe stores running sums: the statistics are ``blob / scale_factor``, and a zero factor
@@ -197,7 +197,7 @@ def caffe_batch_norm(
 
 
 
-class CaffeScale(_FastForm, nn.Module):
+class CaffeScale(FastForm, nn.Module):
     """Caffe ``Scale`` with one bottom on channel axis 1: ``y = x * weight (+ bias)``."""
 
     def __init__(self, num_features: int, bias: bool = True) -> None:
@@ -240,7 +240,7 @@ def matconvnet_batch_norm(x: torch.Tensor, mult: torch.Tensor, bias: torch.Tenso
     return frozen_batch_norm(x, mean, sigma, mult, bias)
 
 
-class MatConvNetBatchNorm(_FastForm, nn.Module):
+class MatConvNetBatchNorm(FastForm, nn.Module):
     """MatConvNet ``vl_nnbnorm`` / ``dagnn.BatchNorm`` with params ``mult``, ``bias``, ``moments``.
 
     ``moments`` is C x 2 ``[mean, sigma]`` with ``sigma = sqrt(var + eps)`` already applied,

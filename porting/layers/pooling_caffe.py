@@ -19,7 +19,7 @@ from porting.layers.pooling_static import PoolGeometry, StaticPool2d, pool_with_
 FLT_MAX = 3.4028234663852886e38  # Caffe initialises MAX pooling outputs to -FLT_MAX.
 
 
-def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+def as_pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
@@ -62,9 +62,9 @@ class CaffePool2d(nn.Module):
         if method not in ("max", "ave"):
             raise ValueError(f"Caffe pooling method must be 'max' or 'ave', got {method!r}")
         self.method = method
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.pad = _pair(pad)
+        self.kernel_size = as_pair(kernel_size)
+        self.stride = as_pair(stride)
+        self.pad = as_pair(pad)
         self.global_pooling = global_pooling
         self.ceil_mode = ceil_mode
         if global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):

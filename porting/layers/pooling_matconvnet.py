@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from porting.layers.pooling_caffe import _pair
+from porting.layers.pooling_caffe import as_pair
 from porting.layers.pooling_static import PoolGeometry, StaticPool2d, pool_with_geometry
 
 
@@ -31,8 +31,8 @@ class MatConvNetPool2d(nn.Module):
         if method not in ("max", "avg"):
             raise ValueError(f"MatConvNet pooling method must be 'max' or 'avg', got {method!r}")
         self.method = method
-        self.pool_size = _pair(pool_size)
-        self.stride = _pair(stride)
+        self.pool_size = as_pair(pool_size)
+        self.stride = as_pair(stride)
         self.pad = (pad,) * 4 if isinstance(pad, int) else tuple(int(p) for p in pad)
         if len(self.pad) != 4:
             raise ValueError(f"MatConvNet pad must be [top bottom left right], got {pad!r}")

@@ -54,7 +54,7 @@ _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".p
 _SHOW = 5  # names quoted in an error message
 
 
-def _names_excerpt(items: Sequence[Any]) -> str:
+def names_excerpt(items: Sequence[Any]) -> str:
     head = ", ".join(str(x) for x in items[:_SHOW])
     more = f" and {len(items) - _SHOW} more" if len(items) > _SHOW else ""
     return head + more
@@ -65,7 +65,7 @@ def _names_excerpt(items: Sequence[Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _int_array(values: Any, name: str) -> np.ndarray:
+def int_array(values: Any, name: str) -> np.ndarray:
     arr = np.array(values, dtype=np.int64).reshape(-1)
     arr.setflags(write=False)
     return arr
@@ -87,8 +87,8 @@ class ReIDSplit:
     def __post_init__(self) -> None:
         object.__setattr__(self, "paths", tuple(Path(p) for p in self.paths))
         object.__setattr__(self, "names", tuple(str(n) for n in self.names))
-        object.__setattr__(self, "pids", _int_array(self.pids, "pids"))
-        object.__setattr__(self, "camids", _int_array(self.camids, "camids"))
+        object.__setattr__(self, "pids", int_array(self.pids, "pids"))
+        object.__setattr__(self, "camids", int_array(self.camids, "camids"))
         n = len(self.paths)
         if not (len(self.names) == len(self.pids) == len(self.camids) == n):
             raise ValueError(
@@ -195,7 +195,7 @@ def list_reid_folder(
         expected = _PATTERN_TEXT.get(pattern.pattern, pattern.pattern)
         bad = matlab_sorted(bad)
         raise DatasetError(
-            f"{folder}: {len(bad)} unexpected file name(s): {_names_excerpt(bad)}; "
+            f"{folder}: {len(bad)} unexpected file name(s): {names_excerpt(bad)}; "
             f"expected {expected}"
         )
     names = matlab_sorted(images)
@@ -251,10 +251,7 @@ def check_images(paths: Sequence[str | os.PathLike[str]], mode: str = "header",
     return [(p, r) for p, r in zip(ps, reasons, strict=True) if r is not None]
 
 
-_check_images = check_images  # loaders take a `check_images` argument that shadows it
-
-
-def _bad_images_error(bad: list[tuple[Path, str]], where: str) -> DatasetError:
+def bad_images_error(bad: list[tuple[Path, str]], where: str) -> DatasetError:
     first = "; ".join(f"{p} ({r})" for p, r in bad[:_SHOW])
     more = f"; and {len(bad) - _SHOW} more" if len(bad) > _SHOW else ""
     return DatasetError(
@@ -264,14 +261,14 @@ def _bad_images_error(bad: list[tuple[Path, str]], where: str) -> DatasetError:
     )
 
 
-def _screen(splits: dict[str, ReIDSplit], mode: str, skip: bool, where: str
+def screen_splits(splits: dict[str, ReIDSplit], mode: str, skip: bool, where: str
             ) -> tuple[dict[str, ReIDSplit], tuple[Path, ...]]:
     allpaths = [p for s in splits.values() for p in s.paths]
-    bad = _check_images(allpaths, mode)
+    bad = check_images(allpaths, mode)
     if not bad:
         return splits, ()
     if not skip:
-        raise _bad_images_error(bad, where)
+        raise bad_images_error(bad, where)
     drop = [p for p, _ in bad]
     return {k: s.without(drop) for k, s in splits.items()}, tuple(drop)
 

@@ -18,10 +18,10 @@ from porting.validation.datasets.common import (
     DatasetError,
     ReIDDataset,
     ReIDSplit,
-    _int_array,
-    _names_excerpt,
-    _screen,
+    int_array,
     matlab_sorted,
+    names_excerpt,
+    screen_splits,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -218,9 +218,9 @@ def load_cuhk03(
     rows.setflags(write=False)
     return CUHK03Split(
         camera_a=CUHK03Images(path, kind, np.array(keys_a, dtype=np.int64).reshape(-1, 3)),
-        label_a=_int_array(lab_a, "label_a"),
+        label_a=int_array(lab_a, "label_a"),
         camera_b=CUHK03Images(path, kind, np.array(keys_b, dtype=np.int64).reshape(-1, 3)),
-        label_b=_int_array(lab_b, "label_b"),
+        label_b=int_array(lab_b, "label_b"),
         identities=rows,
         split=split,
         kind=kind,
@@ -254,7 +254,7 @@ def load_cuhk03_train(
                     keys.append((campair, ident, j))
                     labels.append(label)
     return (CUHK03Images(path, kind, np.array(keys, dtype=np.int64).reshape(-1, 3)),
-            _int_array(labels, "labels"))
+            int_array(labels, "labels"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def load_cuhk03_np(
     bad = [n for n in names if CUHK03_NP_NAME.match(n) is None]
     if bad:
         raise DatasetError(f"{path}: {len(bad)} unexpected file name(s) in filelist: "
-                           f"{_names_excerpt(bad)}; expected {{campair}}_{{id:03d}}_{{view}}_"
+                           f"{names_excerpt(bad)}; expected {{campair}}_{{id:03d}}_{{view}}_"
                            "{image:02d}.png")
     splits: dict[str, ReIDSplit] = {}
     for part, key in (("train", "train_idx"), ("query", "query_idx"),
@@ -322,8 +322,8 @@ def load_cuhk03_np(
                              for n, p in zip(s.names, s.paths, strict=True) if not p.is_file()})
     if missing:
         raise DatasetError(f"{images}: {len(missing)} image(s) of {path.name} missing: "
-                           f"{_names_excerpt(missing)}")
-    splits, skipped = _screen(splits, check_images, skip_bad_images, str(images))
+                           f"{names_excerpt(missing)}")
+    splits, skipped = screen_splits(splits, check_images, skip_bad_images, str(images))
     stem = path.stem.replace("cuhk03_new_protocol_config_", "")
     return ReIDDataset(
         query=splits["query"], gallery=splits["gallery"], train=splits["train"],

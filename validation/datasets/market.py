@@ -17,10 +17,10 @@ from porting.validation.datasets.common import (
     DatasetError,
     ReIDDataset,
     ReIDSplit,
-    _names_excerpt,
-    _screen,
     list_reid_folder,
     matlab_sorted,
+    names_excerpt,
+    screen_splits,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def _load_layout(
         if clash:
             raise DatasetError(
                 f"{ddir}: {len(clash)} distractor(s) carry an identity of the dataset itself "
-                f"({_names_excerpt(clash)}), so they would count as true matches; pass "
+                f"({names_excerpt(clash)}), so they would count as true matches; pass "
                 "distractor_names='any' to label every distractor as id 0")
         splits["gallery"] = ReIDSplit.concat(splits["gallery"], dsplit)
         n_distractors = len(dsplit)
@@ -146,7 +146,7 @@ def _load_layout(
                 f"numpy.random.default_rng({distractor_seed}).permutation(n)[:{size}], "
                 "re-sorted, appended after bounding_box_test")
 
-    splits, skipped = _screen(splits, check, skip_bad_images, str(base))
+    splits, skipped = screen_splits(splits, check, skip_bad_images, str(base))
     if n_distractors and skipped:
         n_distractors = sum(1 for p in splits["gallery"].paths[-n_distractors:]
                             if p.parent == Path(ddir))

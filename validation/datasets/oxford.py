@@ -11,10 +11,12 @@ from PIL import Image
 
 from porting.validation.datasets.common import (
     DatasetError,
-    _bad_images_error,
-    _check_images,
-    _names_excerpt,
+    bad_images_error,
     matlab_sorted,
+    names_excerpt,
+)
+from porting.validation.datasets.common import (
+    check_images as find_bad_images,  # the loader's `check_images` argument shadows the name
 )
 
 # --------------------------------------------------------------------------------------------
@@ -123,15 +125,15 @@ def load_oxford5k(
                    if n not in known]
         if missing:
             raise DatasetError(f"{gt / qname}: {len(missing)} image(s) named in the ground "
-                               f"truth are not in {imgs}: {_names_excerpt(missing)}")
+                               f"truth are not in {imgs}: {names_excerpt(missing)}")
         queries.append(OxfordQuery(qname, image, box, sets["good"], sets["ok"], sets["junk"]))
     paths = [imgs / f"{n}.jpg" for n in names]
-    bad = _check_images(paths, check_images)
+    bad = find_bad_images(paths, check_images)
     skipped: tuple[Path, ...] = ()
     if bad:
         qimages = {imgs / f"{q.image}.jpg" for q in queries}
         if not skip_bad_images or any(p in qimages for p, _ in bad):
-            raise _bad_images_error(bad, str(imgs))
+            raise bad_images_error(bad, str(imgs))
         skipped = tuple(p for p, _ in bad)
         drop = set(skipped)
         keep = [i for i, p in enumerate(paths) if p not in drop]

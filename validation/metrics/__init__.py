@@ -40,9 +40,6 @@ from .market import (
     pool_multi_query,
 )
 from .oxford import format_cout_float, oxford_ap, oxford_map
-
-# private helpers (explicit re-exports: camera_pairs and older callers import them from here)
-from .ranking import _OUT as _OUT
 from .ranking import (
     DEFAULT_CHUNK_BYTES,
     OFFICIAL_RANK_SIZE,
@@ -52,20 +49,6 @@ from .ranking import (
     sqdist,
 )
 from .ranking import Array as Array
-from .ranking import _check_rank_size as _check_rank_size
-from .ranking import _chunk_rows as _chunk_rows
-from .ranking import _cmc as _cmc
-from .ranking import _Codes as _Codes
-from .ranking import _finish as _finish
-from .ranking import _Labels as _Labels
-from .ranking import _list_stats as _list_stats
-from .ranking import _np as _np
-from .ranking import _ranked as _ranked
-from .ranking import _sqdist_into as _sqdist_into
-from .ranking import _sqnorms as _sqnorms
-from .ranking import _stable_order as _stable_order
-from .ranking import _tensor as _tensor
-from .ranking import _top_set as _top_set
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",

@@ -12,12 +12,12 @@ import torch
 from .ranking import (
     Array,
     RankingResult,
-    _finish,
-    _list_stats,
-    _np,
-    _tensor,
-    _top_set,
+    as_numpy,
+    as_tensor,
     check_nonempty,
+    finish_result,
+    list_stats,
+    top_set,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -34,16 +34,16 @@ def evaluate_cuhk03_multishot(
     junk; queries are camera 1 first. ``r1/r5/r10`` equal the script's label counts; the CMC
     is as long as the larger camera.
     """
-    f1, f2 = _tensor(ff1, torch.float32), _tensor(ff2, torch.float32)
+    f1, f2 = as_tensor(ff1, torch.float32), as_tensor(ff2, torch.float32)
     check_nonempty(f1.shape[0], f2.shape[0])
-    l1, l2 = _tensor(label1, torch.int64, f1.device), _tensor(label2, torch.int64, f1.device)
+    l1, l2 = as_tensor(label1, torch.int64, f1.device), as_tensor(label2, torch.int64, f1.device)
     stats = []
     for fq, lq, fg, lg in ((f1, l1, f2, l2), (f2, l2, f1, l1)):
-        key, idx = _top_set(fq @ fg.T, fg.shape[0], True)
+        key, idx = top_set(fq @ fg.T, fg.shape[0], True)
         good = lg[idx] == lq[:, None]
         n_good = (lg[None, :] == lq[:, None]).sum(1)
-        stats.append(_list_stats(key, good, torch.zeros_like(good), n_good))
-    return _finish(stats, max(f1.shape[0], f2.shape[0]), None)
+        stats.append(list_stats(key, good, torch.zeros_like(good), n_good))
+    return finish_result(stats, max(f1.shape[0], f2.shape[0]), None)
 
 
 def _identity_members(labels: np.ndarray, n_ids: int) -> list[np.ndarray]:
@@ -67,7 +67,7 @@ def draw_cuhk03_single_shot_picks(
     ``randperm(numel(index100))`` puts first for repetition ``t`` and query ``q`` (camera-1
     queries first): a fresh gallery per query, as ``eval_cuhk03_100.m`` draws it.
     """
-    l1, l2 = np.asarray(_np(label1)), np.asarray(_np(label2))
+    l1, l2 = np.asarray(as_numpy(label1)), np.asarray(as_numpy(label2))
     c2 = np.array([m.size for m in _identity_members(l2, n_ids)])
     c1 = np.array([m.size for m in _identity_members(l1, n_ids)])
     sizes = np.concatenate([np.tile(c2, (len(l1), 1)), np.tile(c1, (len(l2), 1))])
@@ -76,12 +76,12 @@ def draw_cuhk03_single_shot_picks(
 
 def cuhk03_single_shot_gallery(picks: Array, label1: Array, label2: Array) -> np.ndarray:
     """0-based image indices (in the other camera) of the picks; same shape as ``picks``."""
-    p = np.asarray(_np(picks), np.int64)
-    n1, n_ids = len(np.asarray(_np(label1))), p.shape[2]
+    p = np.asarray(as_numpy(picks), np.int64)
+    n1, n_ids = len(np.asarray(as_numpy(label1))), p.shape[2]
     out = np.empty_like(p)
     for q_rows, labels in ((slice(0, n1), label1), (slice(n1, None), label2)):
         other = label2 if labels is label1 else label1
-        members = _identity_members(np.asarray(_np(other)), n_ids)
+        members = _identity_members(np.asarray(as_numpy(other)), n_ids)
         for k, m in enumerate(members):
             out[:, q_rows, k] = m[p[:, q_rows, k] - 1]
     return out
@@ -108,8 +108,8 @@ def evaluate_cuhk03_singleshot(
     (``compute_AP.m`` with one good). Draw ``picks`` with
     :func:`draw_cuhk03_single_shot_picks` or replay stored ones.
     """
-    f1, f2 = _tensor(ff1, torch.float32), _tensor(ff2, torch.float32)
-    l1, l2 = np.asarray(_np(label1), np.int64), np.asarray(_np(label2), np.int64)
+    f1, f2 = as_tensor(ff1, torch.float32), as_tensor(ff2, torch.float32)
+    l1, l2 = np.asarray(as_numpy(label1), np.int64), np.asarray(as_numpy(label2), np.int64)
     gallery = torch.from_numpy(cuhk03_single_shot_gallery(picks, l1, l2)).to(f1.device)
     n1 = len(l1)
     n_reps, n_query, n_ids = gallery.shape

@@ -15,23 +15,23 @@ from typing import Literal
 import torch
 
 from .ranking import (
-    _OUT,
     DEFAULT_CHUNK_BYTES,
     OFFICIAL_RANK_SIZE,
+    OUT_OF_LIST,
     Array,
+    Codes,
+    Labels,
     RankingResult,
-    _check_rank_size,
-    _chunk_rows,
-    _Codes,
-    _finish,
-    _Labels,
-    _list_stats,
-    _ranked,
-    _sqdist_into,
-    _sqnorms,
-    _tensor,
-    _top_set,
+    as_tensor,
     check_nonempty,
+    check_rank_size,
+    chunk_rows,
+    finish_result,
+    list_stats,
+    ranked,
+    sqdist_into,
+    sqnorms,
+    top_set,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -53,7 +53,7 @@ def _evaluate_ranked_chunks(
     unsigned: bool = False,
 ) -> RankingResult:
     sets = (
-        (rows, *_top_set(scores, k, descending, unsigned)) for rows, scores in chunks
+        (rows, *top_set(scores, k, descending, unsigned)) for rows, scores in chunks
     )
     return _evaluate_top_sets(
         sets, q_pids, g_pids, q_camids, g_camids, k, keep_ranking, kind, device
@@ -71,22 +71,22 @@ def _evaluate_top_sets(
     kind: str,
     device: torch.device,
 ) -> RankingResult:
-    """Score ranked lists given as ``(rows, key, idx)`` top sets (see :func:`_top_set`)."""
-    n_good = torch.from_numpy(_Labels(g_pids, g_camids).n_good(q_pids, q_camids)).to(device)
-    codes = _Codes(q_pids, g_pids, q_camids, g_camids, device)
+    """Score ranked lists given as ``(rows, key, idx)`` top sets (see :func:`top_set`)."""
+    n_good = torch.from_numpy(Labels(g_pids, g_camids).n_good(q_pids, q_camids)).to(device)
+    codes = Codes(q_pids, g_pids, q_camids, g_camids, device)
     stats, orders = [], [] if keep_ranking else None
     for rows, key, idx in sets:
         good, junk = codes.market_masks(idx, rows)
-        stats.append(_list_stats(key, good, junk, n_good[rows], kind))
+        stats.append(list_stats(key, good, junk, n_good[rows], kind))
         if orders is not None:
-            orders.append(_ranked(key, idx, k))
-    return _finish(stats, k, orders)
+            orders.append(ranked(key, idx, k))
+    return finish_result(stats, k, orders)
 
 
 def _distmat_chunks(
     d: torch.Tensor, k: int, chunk_bytes: int
 ) -> Iterator[tuple[slice, torch.Tensor]]:
-    step = _chunk_rows(d.shape[0], d.shape[1], k, chunk_bytes, n_scores=0)
+    step = chunk_rows(d.shape[0], d.shape[1], k, chunk_bytes, n_scores=0)
     for start in range(0, d.shape[0], step):
         rows = slice(start, min(start + step, d.shape[0]))
         yield rows, d[rows]
@@ -113,9 +113,9 @@ def evaluate_market(
     of each ranking count (official: 2000; None = whole gallery). ``keep_ranking`` stores the
     ranked indices (e.g. for :mod:`~porting.validation.camera_pairs`).
     """
-    d = _tensor(distmat)
+    d = as_tensor(distmat)
     check_nonempty(*d.shape)
-    k = _check_rank_size(rank_size, d.shape[1])
+    k = check_rank_size(rank_size, d.shape[1])
     return _evaluate_ranked_chunks(
         _distmat_chunks(d, k, chunk_bytes),
         q_pids, g_pids, q_camids, g_camids, k, descending, keep_ranking, "trapezoid", d.device,
@@ -125,13 +125,13 @@ def evaluate_market(
 def _feature_chunks(
     q: torch.Tensor, g: torch.Tensor, k: int, chunk_bytes: int
 ) -> Iterator[tuple[slice, torch.Tensor]]:
-    qq, gg = _sqnorms(q), _sqnorms(g)
-    step = _chunk_rows(q.shape[0], g.shape[0], k, chunk_bytes)
+    qq, gg = sqnorms(q), sqnorms(g)
+    step = chunk_rows(q.shape[0], g.shape[0], k, chunk_bytes)
     buf = torch.empty(step, g.shape[0], dtype=torch.float32, device=q.device)
     for start in range(0, q.shape[0], step):
         rows = slice(start, min(start + step, q.shape[0]))
         out = buf[: rows.stop - rows.start]
-        yield rows, _sqdist_into(out, q[rows], g, qq[rows], gg)
+        yield rows, sqdist_into(out, q[rows], g, qq[rows], gg)
 
 
 def evaluate_market_features(
@@ -154,10 +154,10 @@ def evaluate_market_features(
     place, never copied); runs on the features' device. ``on_rows(n)`` is called after each
     chunk of ``n`` queries is scored (a progress display for large galleries; no I/O here).
     """
-    q = _tensor(query_features, torch.float32)
-    g = _tensor(gallery_features, torch.float32, q.device)  # a float32 memory map: no copy
+    q = as_tensor(query_features, torch.float32)
+    g = as_tensor(gallery_features, torch.float32, q.device)  # a float32 memory map: no copy
     check_nonempty(q.shape[0], g.shape[0])
-    k = _check_rank_size(rank_size, g.shape[0])
+    k = check_rank_size(rank_size, g.shape[0])
     return _evaluate_ranked_chunks(
         _reporting(_feature_chunks(q, g, k, chunk_bytes), on_rows),
         q_pids, g_pids, q_camids, g_camids, k, False, keep_ranking, "trapezoid", q.device,
@@ -189,8 +189,8 @@ def evaluate_market_noninterpolated(
     and ranking as :func:`evaluate_market`; no truncation by default. torchreid averages over
     queries that have a good image: use :attr:`RankingResult.mAP_valid`.
     """
-    d = _tensor(distmat)
-    k = _check_rank_size(rank_size, d.shape[1])
+    d = as_tensor(distmat)
+    k = check_rank_size(rank_size, d.shape[1])
     return _evaluate_ranked_chunks(
         _distmat_chunks(d, k, chunk_bytes),
         q_pids, g_pids, q_camids, g_camids, k, False, False, "noninterpolated", d.device,
@@ -216,8 +216,8 @@ def pool_multi_query(
     the 0-based query of every gt image (same id and camera as the query). MATLAB keeps single
     precision here (default); GNU Octave, which produced the fixtures, keeps double.
     """
-    f = _tensor(gt_features, dtype)
-    idx = _tensor(gt_query_index, torch.int64, f.device)
+    f = as_tensor(gt_features, dtype)
+    idx = as_tensor(gt_query_index, torch.int64, f.device)
     counts = torch.bincount(idx, minlength=n_query)
     if bool((counts == 0).any()):
         raise ValueError("every query needs at least one gt_bbox image (the official code fails)")
@@ -235,15 +235,15 @@ def pool_multi_query(
 
 
 def _rerank_chunk(
-    d: torch.Tensor, g: torch.Tensor, codes: _Codes, rows: slice, k: int, knn: int
+    d: torch.Tensor, g: torch.Tensor, codes: Codes, rows: slice, k: int, knn: int
 ) -> torch.Tensor:
-    key, idx = _top_set(d, k, False)
+    key, idx = top_set(d, k, False)
     _, junk = codes.market_masks(idx, rows)
     # the expansion loop runs over index_max, which the script has already truncated to k
-    first, col = key.masked_fill(junk, _OUT).topk(min(knn, key.shape[1]), 1, largest=False)
+    first, col = key.masked_fill(junk, OUT_OF_LIST).topk(min(knn, key.shape[1]), 1, largest=False)
     score = (2 - d) / 2
     for count in range(1, first.shape[1] + 1):
-        found = first[:, count - 1] != _OUT
+        found = first[:, count - 1] != OUT_OF_LIST
         expanded = g[idx.gather(1, col[:, count - 1 : count]).squeeze(1)]
         score = torch.where(found[:, None], score + (expanded @ g.T) / (count + 1), score)
     return score
@@ -260,10 +260,10 @@ def _rerank_chunks(
     knn: int,
     chunk_bytes: int,
 ) -> Iterator[tuple[slice, torch.Tensor]]:
-    d = _tensor(dist_max, torch.float32)
-    g = _tensor(gallery_features, torch.float32, d.device)
-    codes = _Codes(q_pids, g_pids, q_camids, g_camids, d.device)
-    step = _chunk_rows(d.shape[0], d.shape[1], k, chunk_bytes, n_scores=3)
+    d = as_tensor(dist_max, torch.float32)
+    g = as_tensor(gallery_features, torch.float32, d.device)
+    codes = Codes(q_pids, g_pids, q_camids, g_camids, d.device)
+    step = chunk_rows(d.shape[0], d.shape[1], k, chunk_bytes, n_scores=3)
     for start in range(0, d.shape[0], step):
         rows = slice(start, min(start + step, d.shape[0]))
         yield rows, _rerank_chunk(d[rows], g, codes, rows, k, knn)
@@ -285,8 +285,8 @@ def multi_query_rerank_scores(
     non-junk images of the max-pooling ranking, within its top ``rank_size``, is an extra query:
     ``score += gallery . expanded / (count + 1)``. float32 like the official ``single`` values.
     """
-    d = _tensor(dist_max, torch.float32)
-    k = _check_rank_size(rank_size, d.shape[1])
+    d = as_tensor(dist_max, torch.float32)
+    k = check_rank_size(rank_size, d.shape[1])
     parts = _rerank_chunks(
         d, gallery_features, q_pids, g_pids, q_camids, g_camids, k, knn, DEFAULT_CHUNK_BYTES
     )
@@ -312,8 +312,8 @@ def multi_query_rerank(
     descending and scored like :func:`evaluate_market`. Not Zhong et al.'s k-reciprocal
     re-ranking.
     """
-    d = _tensor(dist_max, torch.float32)
-    k = _check_rank_size(rank_size, d.shape[1])
+    d = as_tensor(dist_max, torch.float32)
+    k = check_rank_size(rank_size, d.shape[1])
     chunks = _rerank_chunks(
         d, gallery_features, q_pids, g_pids, q_camids, g_camids, k, knn, chunk_bytes
     )

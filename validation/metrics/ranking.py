@@ -88,7 +88,7 @@ class RankingResult:
         pick = np.flatnonzero(keep)
         return RankingResult(
             ap=self.ap[pick], first_hit=self.first_hit[pick],
-            cmc=_cmc(self.first_hit[pick], len(self.cmc)),
+            cmc=cmc_curve(self.first_hit[pick], len(self.cmc)),
             ranking=None if self.ranking is None else self.ranking[pick],
             inp=None if self.inp is None else self.inp[pick], n_good=self.n_good[pick])
 
@@ -148,7 +148,7 @@ class RankingResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _tensor(
+def as_tensor(
     x: Array, dtype: torch.dtype | None = None, device: torch.device | None = None
 ) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
@@ -158,7 +158,7 @@ def _tensor(
     return x.to(device=device if device is not None else x.device, dtype=dtype or x.dtype)
 
 
-def _sqnorms(x: torch.Tensor, block: int = 1024) -> torch.Tensor:
+def sqnorms(x: torch.Tensor, block: int = 1024) -> torch.Tensor:
     """``sum(x.*x)`` per row, by blocks: no ``x``-sized temporary (the +500k gallery is GBs).
 
     Blocks small enough for the temporary to stay in cache (4x faster than 4096 rows at
@@ -171,7 +171,7 @@ def _sqnorms(x: torch.Tensor, block: int = 1024) -> torch.Tensor:
     return out
 
 
-def _sqdist_into(
+def sqdist_into(
     out: torch.Tensor, q: torch.Tensor, g: torch.Tensor, qq: torch.Tensor, gg: torch.Tensor
 ) -> torch.Tensor:
     # sqdist.m: abs(repmat(aa') + repmat(bb) - 2*a'*b), in the features' precision (single)
@@ -186,14 +186,14 @@ def sqdist(query: Array, gallery: Array) -> torch.Tensor:
     float32 throughout, ``|q.q + g.g - 2 q.g|`` with one matrix product: for exactly
     L2-normalised features this is ``2 - 2 q.g``, bit for bit what the official code gets.
     """
-    q = _tensor(query, torch.float32)
-    g = _tensor(gallery, torch.float32, q.device)
+    q = as_tensor(query, torch.float32)
+    g = as_tensor(gallery, torch.float32, q.device)
     out = torch.empty(q.shape[0], g.shape[0], dtype=torch.float32, device=q.device)
-    return _sqdist_into(out, q, g, _sqnorms(q), _sqnorms(g))
+    return sqdist_into(out, q, g, sqnorms(q), sqnorms(g))
 
 
 # Entries outside a ranked list (the (k+1)-th candidate of a top-k, padding) get this key.
-_OUT = torch.iinfo(torch.int64).max
+OUT_OF_LIST = torch.iinfo(torch.int64).max
 
 
 def _sortable_bits(x: torch.Tensor, unsigned: bool, nan_first: bool) -> torch.Tensor:
@@ -226,7 +226,7 @@ def _smallest(bits: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     ``m``-th smallest minimum ``t`` is among them, and each chosen block holds an entry
     ``<= t``, so the ``m`` smallest values all lie there (at ``t`` itself, enough copies
     do). Which of several equal entries is returned is arbitrary, as with ``topk``;
-    :func:`_top_set` settles ties at the cut."""
+    :func:`top_set` settles ties at the cut."""
     r, n = bits.shape
     if n < PREFILTER_RATIO * m or n < 2 * _BLOCK * m:
         return torch.topk(bits, m, dim=1, largest=False, sorted=False)
@@ -244,14 +244,14 @@ def _smallest(bits: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     return vals, idx
 
 
-def _top_set(
+def top_set(
     x: torch.Tensor, k: int, descending: bool, unsigned: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``k`` entries of each row in stable-sort order, as an UNORDERED set.
 
     Returns ``(key, idx)`` of shape ``(r, m)``, ``m >= k``: gallery indices and unique int64
     order keys (sortable value bits in the high word, gallery index in the low word, so ties
-    go by gallery order); entries beyond the first ``k`` have key ``_OUT``. The list is never
+    go by gallery order); entries beyond the first ``k`` have key ``OUT_OF_LIST``. The list is never
     sorted: the metrics count ranks from the keys.
     """
     if descending:  # sort(x, 'descend') is stable too: rank -x ascending, NaN first
@@ -273,21 +273,21 @@ def _top_set(
         exact = bits[across].sort(dim=1, stable=True)
         vals[across], idx[across] = exact.values[:, : k + 1], exact.indices[:, : k + 1]
     key = torch.add(idx, vals, alpha=2**32)  # idx + bits * 2**32, in int64
-    key.scatter_(1, key.argmax(1, keepdim=True), _OUT)  # the (k+1)-th entry is out
+    key.scatter_(1, key.argmax(1, keepdim=True), OUT_OF_LIST)  # the (k+1)-th entry is out
     return key, idx
 
 
-def _ranked(key: torch.Tensor, idx: torch.Tensor, k: int) -> torch.Tensor:
-    """Gallery indices ``(r, k)`` in rank order, from a :func:`_top_set`."""
+def ranked(key: torch.Tensor, idx: torch.Tensor, k: int) -> torch.Tensor:
+    """Gallery indices ``(r, k)`` in rank order, from a :func:`top_set`."""
     return idx.gather(1, key.argsort(dim=1)[:, :k])
 
 
-def _stable_order(x: torch.Tensor, k: int, descending: bool) -> torch.Tensor:
+def stable_order(x: torch.Tensor, k: int, descending: bool) -> torch.Tensor:
     """First ``k`` gallery indices of each row in MATLAB ``sort`` order (stable)."""
-    return _ranked(*_top_set(x, k, descending), k)
+    return ranked(*top_set(x, k, descending), k)
 
 
-def _check_rank_size(rank_size: int | None, n_gallery: int) -> int:
+def check_rank_size(rank_size: int | None, n_gallery: int) -> int:
     if n_gallery < 1:
         raise ValueError("no gallery to rank: the gallery set is empty")
     if rank_size is None:
@@ -305,11 +305,11 @@ def rank_gallery(
 
     ``descending=False`` for distances (``sort(score, 'ascend')``), True for similarities.
     """
-    s = _tensor(scores)
-    return _stable_order(s, _check_rank_size(rank_size, s.shape[1]), descending).cpu().numpy()
+    s = as_tensor(scores)
+    return stable_order(s, check_rank_size(rank_size, s.shape[1]), descending).cpu().numpy()
 
 
-def _chunk_rows(n_rows: int, n_cols: int, k: int, chunk_bytes: int, n_scores: int = 1) -> int:
+def chunk_rows(n_rows: int, n_cols: int, k: int, chunk_bytes: int, n_scores: int = 1) -> int:
     """Query rows per chunk: ``n_scores`` float32 score rows plus ~40 B per listed entry,
     balanced so that the last chunk is not a sliver (a GEMM of a few rows streams the whole
     gallery for little work)."""
@@ -325,20 +325,20 @@ def _chunk_rows(n_rows: int, n_cols: int, k: int, chunk_bytes: int, n_scores: in
 
 
 @dataclass
-class _ListStats:
+class ListStats:
     ap: torch.Tensor  # float64 (r,)
     first_hit: torch.Tensor  # int64 (r,)
     inp: torch.Tensor  # float64 (r,)
     n_good: torch.Tensor  # int64 (r,)
 
 
-def _list_stats(
+def list_stats(
     key: torch.Tensor,
     good: torch.Tensor,
     junk: torch.Tensor,
     n_good: torch.Tensor,
     kind: str = "trapezoid",
-) -> _ListStats:
+) -> ListStats:
     """AP, INP and first hit of ranked lists given as unordered sets: keys + good/junk masks.
 
     Same arithmetic as the official loop: the i-th good among non-junk entries, at non-junk
@@ -349,7 +349,7 @@ def _list_stats(
     entry finds by ``searchsorted`` how many goods precede it. INP is ``n / r`` at the last
     non-junk good when all ``n`` are in the list, else 0 (see :class:`RankingResult`).
     """
-    inlist = key != _OUT
+    inlist = key != OUT_OF_LIST
     good, nonjunk = good & inlist, ~junk & inlist
     r, dev = key.shape[0], key.device
     # goods of each row packed left into (r, G), then sorted by key
@@ -357,13 +357,13 @@ def _list_stats(
     counts = torch.bincount(rows, minlength=r)
     slot = torch.arange(rows.numel(), device=dev) - (counts.cumsum(0) - counts)[rows]
     n_slots = int(counts.max()) if rows.numel() else 0
-    g_key = torch.full((r, n_slots), _OUT, dtype=torch.int64, device=dev)
+    g_key = torch.full((r, n_slots), OUT_OF_LIST, dtype=torch.int64, device=dev)
     g_key[rows, slot] = key[rows, cols]
     g_nj = torch.zeros((r, n_slots), dtype=torch.bool, device=dev)
     g_nj[rows, slot] = nonjunk[rows, cols]
     g_key, perm = g_key.sort(dim=1)
     g_nj = g_nj.gather(1, perm)
-    valid = g_key != _OUT
+    valid = g_key != OUT_OF_LIST
     # non-junk entries before each good: histogram of "number of goods ahead" over the list
     ahead = torch.searchsorted(g_key, key.contiguous())
     hist = torch.zeros(r, n_slots + 1, dtype=torch.int32, device=dev)
@@ -395,10 +395,10 @@ def _list_stats(
     r_hard = torch.where(hit, rr, 0.0).amax(1) if n_slots else torch.zeros_like(ap)
     inp = torch.where(found == n_good, n_good.double() / r_hard.clamp(min=1), 0.0)
     inp = torch.where(n_good == 0, math.nan, inp)
-    return _ListStats(ap, first_hit, inp, n_good)
+    return ListStats(ap, first_hit, inp, n_good)
 
 
-def _cmc(first_hit: np.ndarray, length: int) -> np.ndarray:
+def cmc_curve(first_hit: np.ndarray, length: int) -> np.ndarray:
     """mean over all queries of the per-query CMC rows ``1[rank >= first_hit]`` (NaN
     without queries: nothing to average)."""
     if len(first_hit) == 0:
@@ -415,11 +415,11 @@ def check_nonempty(n_query: int, n_gallery: int) -> None:
         raise ValueError("no gallery to rank: the gallery set is empty")
 
 
-class _Labels:
+class Labels:
     """Gallery identity/camera table, to count each query's good and same-camera images."""
 
     def __init__(self, g_pids: Array, g_camids: Array) -> None:
-        gp, gc = np.asarray(_np(g_pids), np.int64), np.asarray(_np(g_camids), np.int64)
+        gp, gc = np.asarray(as_numpy(g_pids), np.int64), np.asarray(as_numpy(g_camids), np.int64)
         self.pids, pid_idx = np.unique(gp, return_inverse=True)
         self.cams, cam_idx = np.unique(gc, return_inverse=True)
         self.table = np.zeros((len(self.pids), len(self.cams)), np.int64)
@@ -432,7 +432,7 @@ class _Labels:
 
     def per_camera(self, q_pids: Array, cams: Sequence[int]) -> np.ndarray:
         """``(n_query, len(cams))`` gallery images with the query's id in each camera."""
-        rows = self._rows(np.asarray(_np(q_pids), np.int64))
+        rows = self._rows(np.asarray(as_numpy(q_pids), np.int64))
         out = np.zeros((rows.shape[0], len(cams)), np.int64)
         for j, c in enumerate(cams):
             hit = np.flatnonzero(self.cams == c)
@@ -442,23 +442,23 @@ class _Labels:
 
     def n_good(self, q_pids: Array, q_camids: Array) -> np.ndarray:
         """Same id and a different camera (``good_index`` of the official scripts)."""
-        qp, qc = np.asarray(_np(q_pids), np.int64), np.asarray(_np(q_camids), np.int64)
+        qp, qc = np.asarray(as_numpy(q_pids), np.int64), np.asarray(as_numpy(q_camids), np.int64)
         rows = self._rows(qp)
         return rows.sum(1) - (rows * (self.cams[None, :] == qc[:, None])).sum(1)
 
 
-def _np(x: Array) -> np.ndarray:
+def as_numpy(x: Array) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-class _Codes:
+class Codes:
     """Each image's id and camera packed in one integer: one gather per ranked entry."""
 
     def __init__(
         self, q_pids: Array, g_pids: Array, q_camids: Array, g_camids: Array, device: torch.device
     ) -> None:
-        qp, gp = np.asarray(_np(q_pids), np.int64), np.asarray(_np(g_pids), np.int64)
-        qc, gc = np.asarray(_np(q_camids), np.int64), np.asarray(_np(g_camids), np.int64)
+        qp, gp = np.asarray(as_numpy(q_pids), np.int64), np.asarray(as_numpy(g_pids), np.int64)
+        qc, gc = np.asarray(as_numpy(q_camids), np.int64), np.asarray(as_numpy(g_camids), np.int64)
         cams = np.concatenate([qc, gc])
         if cams.size and cams.min() < 0:
             raise ValueError("camera ids must be >= 0")
@@ -468,7 +468,7 @@ class _Codes:
         fits = both.size == 0 or (both.min() >= -(2**31) and both.max() < 2**31)
         dtype = torch.int32 if fits else torch.int64
         self.q_pids, self.q_codes, self.g_codes = (
-            _tensor(c, dtype, device) for c in codes
+            as_tensor(c, dtype, device) for c in codes
         )
 
     def market_masks(self, idx: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
@@ -479,14 +479,14 @@ class _Codes:
         return (pid == self.q_pids[rows, None]) ^ same_cam, (pid == -1) | same_cam
 
 
-def _finish(
-    stats: list[_ListStats], length: int, orders: list[torch.Tensor] | None
+def finish_result(
+    stats: list[ListStats], length: int, orders: list[torch.Tensor] | None
 ) -> RankingResult:
     first_hit = torch.cat([s.first_hit for s in stats]).cpu().numpy()
     return RankingResult(
         ap=torch.cat([s.ap for s in stats]).cpu().numpy(),
         first_hit=first_hit,
-        cmc=_cmc(first_hit, length),
+        cmc=cmc_curve(first_hit, length),
         ranking=torch.cat(orders).cpu().numpy() if orders is not None else None,
         inp=torch.cat([s.inp for s in stats]).cpu().numpy(),
         n_good=torch.cat([s.n_good for s in stats]).cpu().numpy(),
