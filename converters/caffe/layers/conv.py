@@ -38,6 +38,31 @@ def conv_geometry(layer: CaffeLayer, prototxt: str = "<prototxt>") -> Geometry:
     return Geometry(kernel, pad, stride, (dil[0], dil[-1]))  # type: ignore[arg-type]
 
 
+def checked_conv_param(w: Where) -> tuple[Message, Geometry, int, int]:
+    """``convolution_param`` as Caffe's ``BaseConvolutionLayer::LayerSetUp`` checks it (for
+    Convolution and Deconvolution alike): its geometry, axis 1, and ``num_output`` set and a
+    multiple of ``group``. Returns the message, the geometry, ``num_output`` and ``group``."""
+    p = param(w.layer, "convolution_param")
+    g = conv_geometry(w.layer, w.prototxt)
+    if p.axis != 1:
+        raise w.field("convolution_param.axis: only axis 1 (NCHW) is supported")
+    if not p.HasField("num_output"):
+        raise w.field("convolution_param.num_output is not set")
+    n = int_field(w, "convolution_param.num_output", p.num_output, 1)
+    group = int_field(w, "convolution_param.group", p.group, 1)
+    if n % group:
+        raise w.field(f"convolution_param.num_output ({n}) is not a multiple of group "
+                      f"({group})")
+    return p, g, n, group
+
+
+def need_nchw(w: Where, x: Shape | None) -> None:
+    """A convolution's bottom is N x C x H x W (when its shape is known)."""
+    if x is not None and len(x) != 4:
+        raise w.field(f"bottom {w.layer.bottoms[0]!r} has shape {dims(x)}, {w.layer.type} "
+                      "needs N x C x H x W")
+
+
 @register("Convolution")
 class Convolution(Unit):
     """Caffe's ``ConvolutionLayer`` (2-D, NCHW, groups, dilation) -> graph op ``conv``."""
@@ -47,21 +72,9 @@ class Convolution(Unit):
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
         layer = w.layer
-        p = param(layer, "convolution_param")
-        g = conv_geometry(layer, w.prototxt)
-        if p.axis != 1:
-            raise w.field("convolution_param.axis: only axis 1 (NCHW) is supported")
-        if not p.HasField("num_output"):
-            raise w.field("convolution_param.num_output is not set")
-        n = int_field(w, "convolution_param.num_output", p.num_output, 1)
-        group = int_field(w, "convolution_param.group", p.group, 1)
-        if n % group:
-            raise w.field(f"convolution_param.num_output ({n}) is not a multiple of group "
-                          f"({group})")
+        p, g, n, group = checked_conv_param(w)
         x = ins[0]
-        if x is not None and len(x) != 4:
-            raise w.field(f"bottom {layer.bottoms[0]!r} has shape {dims(x)}, Convolution "
-                          "needs N x C x H x W")
+        need_nchw(w, x)
         if not layer.blobs:
             raise w.blob("missing blob 0 (weights) in the caffemodel")
         blob = layer.blobs[0]

@@ -16,16 +16,10 @@ from porting.layers.deconv import deconv_output_size
 
 from ...limits import dims
 from ..context import Ctx
-from ..fields import Shape, Where, int_field, param
+from ..fields import Shape, Where, param
 from ..net import CaffeLayer
 from ..registry import Unit, register
-from .conv import Convolution, conv_blobs, conv_geometry
-
-
-def _nchw(w: Where, x: Shape | None) -> None:
-    if x is not None and len(x) != 4:
-        raise w.field(f"bottom {w.layer.bottoms[0]!r} has shape {dims(x)}, {w.layer.type} "
-                      "needs N x C x H x W")
+from .conv import Convolution, checked_conv_param, conv_blobs, conv_geometry, need_nchw
 
 
 @register("Deconvolution")
@@ -37,19 +31,9 @@ class Deconvolution(Unit):
     @staticmethod
     def check(w: Where, ins: list[Shape | None]) -> list[Shape | None]:
         layer = w.layer
-        p = param(layer, "convolution_param")
-        g = conv_geometry(layer, w.prototxt)
-        if p.axis != 1:
-            raise w.field("convolution_param.axis: only axis 1 (NCHW) is supported")
-        if not p.HasField("num_output"):
-            raise w.field("convolution_param.num_output is not set")
-        n = int_field(w, "convolution_param.num_output", p.num_output, 1)
-        group = int_field(w, "convolution_param.group", p.group, 1)
-        if n % group:
-            raise w.field(f"convolution_param.num_output ({n}) is not a multiple of group "
-                          f"({group})")
+        p, g, n, group = checked_conv_param(w)
         x = ins[0]
-        _nchw(w, x)
+        need_nchw(w, x)
         if not layer.blobs:
             raise w.blob("missing blob 0 (weights) in the caffemodel")
         cin = x[1] if x is not None else layer.blobs[0].shape[0]
@@ -94,7 +78,7 @@ class ConvolutionDepthwise(Unit):
         p = param(layer, "convolution_param")
         g = conv_geometry(layer, w.prototxt)
         x = ins[0]
-        _nchw(w, x)
+        need_nchw(w, x)
         if not layer.blobs:
             raise w.blob("missing blob 0 (weights) in the caffemodel")
         c = x[1] if x is not None else layer.blobs[0].shape[0]
