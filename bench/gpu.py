@@ -93,19 +93,10 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 def best_time(steps: dict[str, Callable[[], object]], rounds: int,
               device: torch.device) -> dict[str, float]:
-    """Best wall seconds of each step over interleaved rounds (one warm-up call each)."""
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    with torch.inference_mode():
-        for fn in steps.values():
-            fn()
-        for _ in range(rounds):
-            for name, fn in steps.items():
-                sync(device)
-                t = time.perf_counter()
-                fn()
-                sync(device)
-                times[name].append(time.perf_counter() - t)
-    return {k: min(v) for k, v in times.items()}
+    """Best wall seconds of each step over interleaved rounds (``bench/extract.py``'s)."""
+    from extract import interleaved
+
+    return {k: min(v) for k, v in interleaved(steps, rounds, device).items()}
 
 
 def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
